@@ -1,0 +1,234 @@
+"""The architecture zoo of DESIGN.md §3, named by formula.
+
+Every architecture is described once, by :func:`forward`, which is written against a
+small ``ops`` interface (``linear`` and ``norm`` looked up by parameter name). The
+ordinary :class:`MLP` module runs it with its own parameters; the slab engine runs the
+very same function on parameters stacked along a leading "member" axis. One definition
+means a trained slab member and its extracted ``nn.Module`` cannot drift apart.
+
+Naming (the article's "pre/post-norm" is reversed from standard usage):
+
+=============  =========================  ============================
+name           block                      article / standard name
+=============  =========================  ============================
+plain          h <- ReLU(W h + b)         -
+ln             h <- ReLU(LN(W h + b))     -
+bn             h <- ReLU(BN(W h + b))     -
+res            h <- h + f(h)              -
+postln         h <- LN(h + f(h))          article "pre-norm"  / Post-LN
+resln          h <- h + LN(f(h))          article "post-norm" / -
+preln          h <- h + f(LN(h))          - / Pre-LN
+preln_final    preln, then LN before head - / Pre-LN with final LN
+=============  =========================  ============================
+
+with f(h) = ReLU(W h + b).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ARCHITECTURES: tuple[str, ...] = (
+    "plain", "ln", "bn", "res", "postln", "resln", "preln", "preln_final",
+)
+# plain/ln/bn stack L hidden layers on the input; the rest use a linear stem D->W and L
+# residual blocks of width W.
+STACKED = ("plain", "ln", "bn")
+RESIDUAL = ("res", "postln", "resln", "preln", "preln_final")
+
+FORMULAS: dict[str, str] = {
+    "plain": "h <- ReLU(W h + b)",
+    "ln": "h <- ReLU(LN(W h + b))",
+    "bn": "h <- ReLU(BN(W h + b))",
+    "res": "h <- h + f(h)",
+    "postln": "h <- LN(h + f(h))",
+    "resln": "h <- h + LN(f(h))",
+    "preln": "h <- h + f(LN(h))",
+    "preln_final": "h <- h + f(LN(h)); LN before head",
+}
+
+# Which linear layers the DESIGN §3 table predicts to be scale-invariant on their own.
+PREDICTED_PER_LAYER_INVARIANT: dict[str, str] = {
+    "plain": "none", "ln": "hidden", "bn": "hidden", "res": "none", "postln": "none",
+    "resln": "blocks", "preln": "none", "preln_final": "none",
+}
+# ... and whether scaling every layer before the head together leaves the output unchanged.
+PREDICTED_JOINT_INVARIANT: dict[str, bool] = {
+    "plain": False, "ln": True, "bn": True, "res": False, "postln": False,
+    "resln": False, "preln": False, "preln_final": True,
+}
+
+# Decay scopes: which parameters get the L2 / decoupled weight-decay term.
+#   hidden: weights *and* biases of every linear layer before the head. A hidden layer's
+#           symmetry scales (W, b) together, so the invariant group -- and the article's
+#           penalty whose removal we test -- is the pair, not W alone.
+#   all:    every parameter, head and norm gamma/beta included (torch.optim's default).
+#   none:   nothing.
+DECAY_SCOPES: tuple[str, ...] = ("hidden", "all", "none")
+
+
+def check_architecture(arch: str) -> str:
+    if arch not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown architecture {arch!r}; valid names are: {', '.join(ARCHITECTURES)}"
+        )
+    return arch
+
+
+def check_decay_scope(scope: str) -> str:
+    if scope not in DECAY_SCOPES:
+        raise ValueError(
+            f"unknown decay scope {scope!r}; valid scopes are: {', '.join(DECAY_SCOPES)}"
+        )
+    return scope
+
+
+class Ops(Protocol):
+    def linear(self, h: torch.Tensor, name: str) -> torch.Tensor: ...
+    def norm(self, h: torch.Tensor, name: str) -> torch.Tensor: ...
+
+
+def n_linear_layers(arch: str, depth: int) -> int:
+    """Linear layers in forward order: hidden (or stem + blocks), then the head."""
+    return depth + 1 if arch in STACKED else depth + 2
+
+
+def forward(arch: str, depth: int, x: torch.Tensor, ops: Ops) -> torch.Tensor:
+    """The single definition of every architecture's computation."""
+    relu = torch.relu
+    if arch in STACKED:
+        h = x
+        for i in range(depth):
+            z = ops.linear(h, f"linears.{i}")
+            if arch != "plain":
+                z = ops.norm(z, f"norms.{i}")
+            h = relu(z)
+    else:
+        h = ops.linear(x, "linears.0")
+        for i in range(depth):
+            lin, nrm = f"linears.{i + 1}", f"norms.{i}"
+            if arch == "res":
+                h = h + relu(ops.linear(h, lin))
+            elif arch == "postln":
+                h = ops.norm(h + relu(ops.linear(h, lin)), nrm)
+            elif arch == "resln":
+                h = h + ops.norm(relu(ops.linear(h, lin)), nrm)
+            else:  # preln, preln_final
+                h = h + relu(ops.linear(ops.norm(h, nrm), lin))
+        if arch == "preln_final":
+            h = ops.norm(h, "final_norm")
+    return ops.linear(h, f"linears.{n_linear_layers(arch, depth) - 1}")
+
+
+class _ModuleOps:
+    """``Ops`` over an ordinary module's own submodules."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def linear(self, h, name):
+        return self.module.get_submodule(name)(h)
+
+    def norm(self, h, name):
+        return self.module.get_submodule(name)(h)
+
+
+class MLP(nn.Module):
+    """One member of the zoo. ``linears`` holds every ``nn.Linear`` in forward order,
+    the head last; ``norms`` holds one norm per hidden layer / block where the
+    architecture has one; ``final_norm`` exists for ``preln_final`` only."""
+
+    def __init__(self, arch: str, d_in: int, width: int, depth: int, n_classes: int,
+                 norm_eps: float = 1e-5, bn_momentum: float = 0.1):
+        super().__init__()
+        check_architecture(arch)
+        for name, value in (("d_in", d_in), ("width", width), ("depth", depth),
+                            ("n_classes", n_classes)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.arch, self.depth = arch, depth
+        self.dims = dict(d_in=d_in, width=width, depth=depth, n_classes=n_classes)
+        n_hidden = n_linear_layers(arch, depth) - 1
+        ins = [d_in] + [width] * (n_hidden - 1)
+        self.linears = nn.ModuleList(
+            [nn.Linear(i, width) for i in ins] + [nn.Linear(width, n_classes)]
+        )
+        if arch == "bn":
+            self.norms = nn.ModuleList(
+                nn.BatchNorm1d(width, eps=norm_eps, momentum=bn_momentum)
+                for _ in range(depth))
+        elif arch in ("plain", "res"):
+            self.norms = nn.ModuleList()
+        else:
+            self.norms = nn.ModuleList(nn.LayerNorm(width, eps=norm_eps) for _ in range(depth))
+        if arch == "preln_final":
+            self.final_norm = nn.LayerNorm(width, eps=norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return forward(self.arch, self.depth, x, _ModuleOps(self))
+
+    @property
+    def hidden_linears(self) -> list[nn.Linear]:
+        return list(self.linears)[:-1]
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.linears[-1]
+
+    def parameter_groups(self) -> dict[str, list[str]]:
+        """Parameter names by role; the weight-decay policy is written in these terms."""
+        return parameter_groups(self.arch, self.depth, [n for n, _ in self.named_parameters()])
+
+    def decayed_parameter_names(self, scope: str) -> list[str]:
+        return decayed_names(self.parameter_groups(), scope)
+
+    def hidden_penalty(self) -> torch.Tensor:
+        """sum over hidden linear layers of ||W||^2 + ||b||^2 (the penalty of DESIGN §1)."""
+        return sum(lin.weight.square().sum() + lin.bias.square().sum()
+                   for lin in self.hidden_linears)
+
+
+def parameter_groups(arch: str, depth: int, names: list[str]) -> dict[str, list[str]]:
+    head = n_linear_layers(arch, depth) - 1
+    groups: dict[str, list[str]] = {
+        "hidden_weights": [], "hidden_biases": [], "norm_affine": [], "head": [],
+    }
+    for name in names:
+        if name.startswith("linears."):
+            index = int(name.split(".")[1])
+            if index == head:
+                groups["head"].append(name)
+            elif name.endswith("weight"):
+                groups["hidden_weights"].append(name)
+            else:
+                groups["hidden_biases"].append(name)
+        else:
+            groups["norm_affine"].append(name)
+    return groups
+
+
+def decayed_names(groups: dict[str, list[str]], scope: str) -> list[str]:
+    check_decay_scope(scope)
+    if scope == "none":
+        return []
+    if scope == "hidden":
+        return groups["hidden_weights"] + groups["hidden_biases"]
+    return [n for names in groups.values() for n in names]
+
+
+def layer_names(arch: str, depth: int) -> list[str]:
+    """Human names of the linear layers in forward order (used in every table)."""
+    n = n_linear_layers(arch, depth)
+    if arch in STACKED:
+        return [f"hidden{i}" for i in range(n - 1)] + ["head"]
+    return ["stem"] + [f"block{i}" for i in range(n - 2)] + ["head"]
+
+
+def build_model(arch: str, d_in: int, width: int, depth: int, n_classes: int,
+                **kwargs) -> MLP:
+    """Build one architecture of DESIGN §3 with PyTorch's default initialisation."""
+    return MLP(arch, d_in, width, depth, n_classes, **kwargs)
