@@ -1,0 +1,410 @@
+"""The slab trainer: M runs of one architecture trained at once as one batched model.
+
+A grid of small MLP runs is dominated by per-step Python and kernel-launch overhead when
+each run trains alone. Here every parameter carries a leading member axis M
+(``linears.0.weight`` is ``[M, out, in]``), linear layers are batched matmuls and the
+architecture itself is the very :func:`wdnorm.models.forward` the ordinary module runs,
+so a member extracted with :meth:`SlabResult.module` is exactly what was trained.
+
+Members differ in learning rate, weight decay and seed. The optimisers are written out
+(not one ``torch.optim`` instance per member) with per-member hyper-parameter tensors and
+follow ``torch.optim.SGD`` / ``Adam`` / ``AdamW`` update rules step for step; the
+equivalence tests hold them to that.
+
+The loss is the *sum* of per-member mean losses, so each member's gradient is exactly its
+standalone gradient: members share no parameters and the graph never mixes them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from . import models
+from .layout import run_id
+
+OPTIMISERS = ("sgd", "adam", "adamw")
+
+
+@dataclass(frozen=True)
+class OptimiserConfig:
+    algorithm: str = "sgd"      # sgd | adam | adamw
+    momentum: float = 0.0       # sgd only (torch.optim.SGD semantics, no dampening)
+    beta1: float = 0.9          # adam/adamw
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self):
+        if self.algorithm not in OPTIMISERS:
+            raise ValueError(f"unknown optimiser algorithm {self.algorithm!r}; "
+                             f"valid: {', '.join(OPTIMISERS)}")
+
+
+@dataclass(frozen=True)
+class Member:
+    lr: float
+    weight_decay: float
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.lr, self.weight_decay, self.seed)
+
+
+@dataclass(frozen=True)
+class SlabConfig:
+    arch: str
+    d_in: int
+    width: int
+    depth: int
+    n_classes: int
+    optimiser: OptimiserConfig = field(default_factory=OptimiserConfig)
+    decay_scope: str = "hidden"
+    epochs: int = 10
+    batch_size: int = 128
+    eval_every: int = 1         # epochs between full train/test evaluations
+    norm_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    trace: bool = True          # per-step, per-layer dynamics (C3-C5 need them)
+
+    def __post_init__(self):
+        models.check_architecture(self.arch)
+        models.check_decay_scope(self.decay_scope)
+        for name in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SlabConfig":
+        d = dict(d)
+        d["optimiser"] = OptimiserConfig(**d["optimiser"])
+        return cls(**d)
+
+    def build_model(self) -> models.MLP:
+        return models.build_model(self.arch, self.d_in, self.width, self.depth,
+                                  self.n_classes, norm_eps=self.norm_eps,
+                                  bn_momentum=self.bn_momentum)
+
+
+def batch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The minibatch-order stream of a seed: separate from the init stream so that the
+    order does not depend on how many random numbers the initialisation drew."""
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(10_007 * seed + 1)
+    return gen
+
+
+def epoch_batches(gen: torch.Generator, n: int, batch_size: int) -> torch.Tensor:
+    """``[n_batches, batch_size]`` indices of one epoch (last partial batch dropped, so
+    every step has the same shape and the same per-sample weight)."""
+    n_batches = n // batch_size
+    return torch.randperm(n, generator=gen)[: n_batches * batch_size].view(n_batches, batch_size)
+
+
+def init_state(cfg: SlabConfig, seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return cfg.build_model().state_dict()
+
+
+class StackedOps:
+    """``models.Ops`` over parameters with a leading member axis."""
+
+    def __init__(self, params: dict, buffers: dict, training: bool, eps: float,
+                 bn_momentum: float, arch: str):
+        self.p, self.buffers, self.training = params, buffers, training
+        self.eps, self.bn_momentum, self.is_bn = eps, bn_momentum, arch == "bn"
+
+    def linear(self, h, name):
+        w, b = self.p[f"{name}.weight"], self.p[f"{name}.bias"]
+        if h.dim() == 2:  # the same input for every member (evaluation)
+            return torch.matmul(h, w.transpose(1, 2)) + b.unsqueeze(1)
+        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+
+    def norm(self, h, name):
+        g, b = self.p[f"{name}.weight"], self.p[f"{name}.bias"]
+        m, n, d = h.shape
+        if self.is_bn:
+            # [M, B, d] -> [B, M*d]: BatchNorm over the batch per (member, feature) is
+            # torch's own kernel, running statistics stay per member.
+            flat = h.transpose(0, 1).reshape(n, m * d)
+            out = F.batch_norm(flat, self.buffers[f"{name}.running_mean"].view(-1),
+                               self.buffers[f"{name}.running_var"].view(-1),
+                               g.reshape(-1), b.reshape(-1), self.training,
+                               self.bn_momentum, self.eps)
+            return out.view(n, m, d).transpose(0, 1)
+        return F.layer_norm(h, (d,), eps=self.eps) * g.unsqueeze(1) + b.unsqueeze(1)
+
+
+@dataclass
+class SlabResult:
+    cfg: SlabConfig
+    members: list[Member]
+    state: dict[str, torch.Tensor]          # stacked, [M, ...], on CPU
+    history: dict[str, np.ndarray]          # per evaluation: epoch, step, [E, M] metrics
+    trace: dict[str, np.ndarray]            # per step: [T, M] / [T, M, L]
+    diverged_step: np.ndarray               # [M], -1 where the run never diverged
+    train_seconds: float
+
+    def state_dict(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i].clone() for k, v in self.state.items()}
+
+    def module(self, i: int) -> models.MLP:
+        net = self.cfg.build_model()
+        net.load_state_dict(self.state_dict(i))
+        return net.eval()
+
+    def member_history(self, i: int) -> dict[str, list]:
+        return {k: (v[:, i] if v.ndim == 2 else v).tolist() for k, v in self.history.items()}
+
+    def member_trace(self, i: int) -> dict[str, np.ndarray]:
+        return {k: v[:, i] for k, v in self.trace.items()}
+
+
+def _layer_params(cfg: SlabConfig) -> list[tuple[str, str]]:
+    n = models.n_linear_layers(cfg.arch, cfg.depth)
+    return [(f"linears.{i}.weight", f"linears.{i}.bias") for i in range(n)]
+
+
+def _per_member(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """View a [M] tensor so it broadcasts against a stacked parameter."""
+    return x.view(-1, *([1] * (like.dim() - 1)))
+
+
+@torch.no_grad()
+def evaluate(cfg: SlabConfig, params: dict, buffers: dict, x: torch.Tensor,
+             y: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy and accuracy of every member on (x, y), eval mode: [M], [M]."""
+    ops = StackedOps(params, buffers, False, cfg.norm_eps, cfg.bn_momentum, cfg.arch)
+    m = next(iter(params.values())).shape[0]
+    loss_sum = torch.zeros(m, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(m, dtype=torch.float64, device=x.device)
+    for start in range(0, len(x), chunk):
+        xb, yb = x[start:start + chunk], y[start:start + chunk]
+        logits = models.forward(cfg.arch, cfg.depth, xb, ops)          # [M, n, C]
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.repeat(m),
+                             reduction="none").view(m, -1)
+        loss_sum += ce.sum(1, dtype=torch.float64)
+        correct += (logits.argmax(-1) == yb).sum(1, dtype=torch.float64)
+    return (loss_sum / len(x)).float(), (correct / len(x)).float()
+
+
+def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
+               y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+               device: str | torch.device = "cpu", max_steps: int | None = None,
+               reference_sq_norms: np.ndarray | None = None,
+               log: Callable[[str], None] | None = None) -> SlabResult:
+    """Train every member for ``cfg.epochs`` epochs (or ``max_steps`` steps).
+
+    ``reference_sq_norms`` ([T+1, M, L], squared norms of each hidden layer's (W, b) in a
+    reference run, usually one *with* weight decay) turns on the Hoffer et al. mimic:
+    each hidden layer's learning rate at step t is lr * ||w_t||^2 / ||w_ref,t||^2, so the
+    member's effective learning rate lr/||w||^2 follows the reference run's.
+    """
+    if not members:
+        raise ValueError("a slab needs at least one member")
+    device = torch.device(device)
+    if device.type == "cuda":  # TF32 off: keep GPU numbers close to the CPU's
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    opt = cfg.optimiser
+    m_count = len(members)
+    x_train, y_train = x_train.to(device), y_train.to(device)
+    x_test, y_test = x_test.to(device), y_test.to(device)
+    n_train = len(x_train)
+    if cfg.batch_size > n_train:
+        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_train} training samples")
+    steps_per_epoch = n_train // cfg.batch_size
+    total_steps = cfg.epochs * steps_per_epoch
+    if max_steps is not None:
+        total_steps = min(total_steps, max_steps)
+
+    # -- state: stacked parameters, buffers, optimiser state ------------------------
+    inits = [init_state(cfg, mem.seed) for mem in members]
+    template = cfg.build_model()
+    param_names = [n for n, _ in template.named_parameters()]
+    buffer_names = [n for n, _ in template.named_buffers()]
+    params = {n: torch.stack([s[n] for s in inits]).to(device).requires_grad_()
+              for n in param_names}
+    buffers = {n: torch.stack([s[n] for s in inits]).to(device) for n in buffer_names}
+    decayed = set(models.decayed_names(models.parameter_groups(cfg.arch, cfg.depth,
+                                                               param_names), cfg.decay_scope))
+    # hyper-parameters in double: torch.optim computes its scalar factors from python
+    # floats and rounds them once; _update does the same
+    lr = torch.tensor([mem.lr for mem in members], dtype=torch.float64, device=device)
+    wd = torch.tensor([mem.weight_decay for mem in members], dtype=torch.float64, device=device)
+    zeros = torch.zeros_like(wd)
+    moments = {n: torch.zeros_like(p) for n, p in params.items()}
+    moments2 = {n: torch.zeros_like(p) for n, p in params.items()} if opt.algorithm != "sgd" else {}
+    layers = _layer_params(cfg)
+    n_layers = len(layers)
+    hidden_layers = layers[:-1]
+    layer_of = {name: i for i, pair in enumerate(layers) for name in pair}
+
+    # -- batch streams: one per distinct seed, shared by the members that use it ----
+    seeds = sorted({mem.seed for mem in members})
+    stream_of = torch.tensor([seeds.index(mem.seed) for mem in members], device=device)
+    gens = [batch_generator(s) for s in seeds]
+
+    ref = None
+    if reference_sq_norms is not None:
+        ref = torch.as_tensor(reference_sq_norms, dtype=torch.float32, device=device)
+        if ref.shape[0] < total_steps + 1 or ref.shape[1:] != (m_count, n_layers):
+            raise ValueError(f"reference_sq_norms has shape {tuple(ref.shape)}, need at least "
+                             f"({total_steps + 1}, {m_count}, {n_layers})")
+
+    # -- records ---------------------------------------------------------------------
+    trace = {"loss": torch.zeros(total_steps, m_count, device=device)}
+    if cfg.trace or ref is not None:
+        for key in ("sq_norm", "grad_sq_norm", "cos_wg", "angle", "lr"):
+            trace[key] = torch.zeros(total_steps, m_count, n_layers, device=device)
+        trace["sq_norm_end"] = torch.zeros(1, m_count, n_layers, device=device)
+    history: dict[str, list] = {k: [] for k in ("epoch", "step", "train_loss", "train_acc",
+                                                "test_loss", "test_acc")}
+    alive = torch.ones(m_count, dtype=torch.bool, device=device)
+    diverged_step = torch.full((m_count,), -1, dtype=torch.long, device=device)
+
+    def record_eval(epoch: int, step: int):
+        tl, ta = evaluate(cfg, params, buffers, x_train, y_train)
+        vl, va = evaluate(cfg, params, buffers, x_test, y_test)
+        for key, value in (("train_loss", tl), ("train_acc", ta), ("test_loss", vl),
+                           ("test_acc", va)):
+            history[key].append(value.cpu())
+        history["epoch"].append(epoch)
+        history["step"].append(step)
+
+    def layer_sq_norms() -> torch.Tensor:
+        return torch.stack([params[w].detach().square().sum((1, 2))
+                            + params[b].detach().square().sum(1) for w, b in layers], 1)
+
+    start_time = time.perf_counter()
+    record_eval(0, 0)
+    step, epoch = 0, 0
+    train_ops = StackedOps(params, buffers, True, cfg.norm_eps, cfg.bn_momentum, cfg.arch)
+    while step < total_steps:
+        epoch += 1
+        orders = torch.stack([epoch_batches(g, n_train, cfg.batch_size) for g in gens]).to(device)
+        for b in range(steps_per_epoch):
+            if step >= total_steps:
+                break
+            idx = orders[stream_of, b]                                   # [M, B]
+            logits = models.forward(cfg.arch, cfg.depth, x_train[idx], train_ops)
+            losses = F.cross_entropy(logits.reshape(-1, cfg.n_classes), y_train[idx].reshape(-1),
+                                     reduction="none").view(m_count, -1).mean(1)
+            grads = dict(zip(param_names, torch.autograd.grad(losses.sum(),
+                                                              [params[n] for n in param_names])))
+            finite = torch.isfinite(losses)
+            diverged_step = torch.where(alive & ~finite, torch.full_like(diverged_step, step),
+                                        diverged_step)
+            alive = alive & finite
+            trace["loss"][step] = losses.detach()
+
+            with torch.no_grad():
+                layer_lr = lr.unsqueeze(1).expand(m_count, n_layers).clone()
+                if ref is not None:
+                    sq = layer_sq_norms()
+                    scale = (sq[:, :-1] / ref[step, :, :-1]).double()
+                    layer_lr[:, :-1] = lr.unsqueeze(1) * scale
+                if cfg.trace or ref is not None:
+                    _trace_before(trace, step, layers, params, grads, layer_lr)
+                new_params = {}
+                for name in param_names:
+                    p, g = params[name].detach(), grads[name]
+                    p_lr = _per_member(layer_lr[:, layer_of[name]] if name in layer_of else lr, p)
+                    p_wd = _per_member(wd if name in decayed else zeros, p)
+                    keep = _per_member(alive, p)
+                    new_p = _update(opt, p, g, p_lr, p_wd, moments, moments2, name, step + 1, keep)
+                    new_params[name] = torch.where(keep, new_p, p)
+                if cfg.trace or ref is not None:
+                    _trace_after(trace, step, layers, params, new_params)
+            for name in param_names:
+                params[name] = new_params[name].requires_grad_()
+            train_ops.p = params
+            step += 1
+        if epoch % cfg.eval_every == 0 or step >= total_steps:
+            record_eval(epoch, step)
+            if log is not None:
+                ta, va = history["train_acc"][-1], history["test_acc"][-1]
+                log(f"epoch {epoch}/{cfg.epochs} step {step}/{total_steps} "
+                    f"train_loss {history['train_loss'][-1].nanmean():.4f} "
+                    f"train_acc {ta.nanmean():.3f} test_acc {va.nanmean():.3f} "
+                    f"(min {va.min():.3f} max {va.max():.3f}) "
+                    f"alive {int(alive.sum())}/{m_count} "
+                    f"{time.perf_counter() - start_time:.1f}s")
+    for name in buffer_names:
+        if name.endswith("num_batches_tracked"):  # F.batch_norm does not count; modules do
+            buffers[name].fill_(step)
+    if "sq_norm_end" in trace:
+        trace["sq_norm_end"][0] = layer_sq_norms()
+    train_seconds = time.perf_counter() - start_time
+
+    hist_np = {k: (np.array(v) if k in ("epoch", "step") else torch.stack(v).numpy())
+               for k, v in history.items()}
+    return SlabResult(
+        cfg=cfg, members=list(members),
+        state={**{n: p.detach().cpu() for n, p in params.items()},
+               **{n: b.cpu() for n, b in buffers.items()}},
+        history=hist_np, trace={k: v.cpu().numpy() for k, v in trace.items()},
+        diverged_step=diverged_step.cpu().numpy(), train_seconds=train_seconds)
+
+
+def _update(opt: OptimiserConfig, p, g, lr, wd, moments, moments2, name, t, keep):
+    """One optimiser step for a stacked parameter, following torch.optim's formulas."""
+    if opt.algorithm == "sgd":
+        lr, wd = lr.float(), wd.float()
+        d_p = g + wd * p  # coupled L2, exactly torch.optim.SGD(weight_decay=...)
+        if opt.momentum != 0:
+            buf = torch.where(keep, moments[name] * opt.momentum + d_p, moments[name])
+            moments[name] = buf
+            d_p = buf
+        return p - lr * d_p
+    if opt.algorithm == "adamw":
+        p = p * (1 - lr.double() * wd.double()).float()  # decoupled decay
+    else:
+        g = g + wd.float() * p
+    m = torch.where(keep, torch.lerp(moments[name], g, 1 - opt.beta1), moments[name])
+    v = torch.where(keep, torch.addcmul(moments2[name] * opt.beta2, g, g, value=1 - opt.beta2),
+                    moments2[name])
+    moments[name], moments2[name] = m, v
+    # scalars in double then rounded once, as torch.optim does with its python floats
+    step_size = (lr.double() / (1 - opt.beta1 ** t)).float()
+    denom = v.sqrt() / math.sqrt(1 - opt.beta2 ** t) + opt.eps
+    return p - step_size * (m / denom)
+
+
+def _pair_dot(a_w, a_b, b_w, b_b):
+    return (a_w * b_w).sum((1, 2)) + (a_b * b_b).sum(1)
+
+
+def _trace_before(trace, step, layers, params, grads, layer_lr):
+    """Per layer group (W, b): squared norm, gradient squared norm, cos(w, grad)."""
+    for i, (w, b) in enumerate(layers):
+        pw, pb = params[w].detach(), params[b].detach()
+        gw, gb = grads[w], grads[b]
+        sq = _pair_dot(pw, pb, pw, pb)
+        gsq = _pair_dot(gw, gb, gw, gb)
+        trace["sq_norm"][step, :, i] = sq
+        trace["grad_sq_norm"][step, :, i] = gsq
+        trace["cos_wg"][step, :, i] = _pair_dot(pw, pb, gw, gb) / (sq * gsq).sqrt().clamp_min(1e-30)
+    trace["lr"][step] = layer_lr.float()
+
+
+def _trace_after(trace, step, layers, old, new):
+    """Angle between w_t and w_{t+1}, computed as 2 asin(|u_t - u_{t+1}| / 2) on unit
+    vectors: arccos of a cosine within 1e-5 of 1 would lose most digits in float32."""
+    for i, (w, b) in enumerate(layers):
+        ow, ob, nw, nb = old[w].detach(), old[b].detach(), new[w], new[b]
+        on = _pair_dot(ow, ob, ow, ob).sqrt().clamp_min(1e-30)
+        nn_ = _pair_dot(nw, nb, nw, nb).sqrt().clamp_min(1e-30)
+        dw = nw / nn_.view(-1, 1, 1) - ow / on.view(-1, 1, 1)
+        db = nb / nn_.view(-1, 1) - ob / on.view(-1, 1)
+        chord = _pair_dot(dw, db, dw, db).sqrt()
+        trace["angle"][step, :, i] = 2 * torch.asin((chord / 2).clamp(max=1.0))

@@ -1,0 +1,60 @@
+# Validation and input functions shared by every rule file.
+
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+validate(config, "../schemas/config.schema.yaml")
+
+from wdnorm import grid  # noqa: E402  (after validation: the config is known good)
+from wdnorm.layout import Layout  # noqa: E402
+
+try:
+    grid.check_config(config)
+except ValueError as error:
+    raise WorkflowError(f"invalid config: {error}") from None
+
+LAYOUT = Layout()
+DATASETS = config["datasets"]
+ARCHS = config["architectures"]
+OPTIMISERS = list(config["optimisers"])
+LOGS = Path("results/logs")
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    arch="|".join(ARCHS),
+    optimiser="|".join(OPTIMISERS),
+
+
+def members(optimiser):
+    return grid.slab_members(config["optimisers"][optimiser]["lr"], config["weight_decays"],
+                             config["seeds"], config.get("matched_pairs", []))
+
+
+def mimic_members(optimiser):
+    return grid.mimic_members(config["optimisers"][optimiser]["lr"],
+                              config["mimic"]["weight_decay"], config["seeds"])
+
+
+def mimic_references(optimiser):
+    return [grid.mimic_reference(config["optimisers"][optimiser]["lr"],
+                                 config["mimic"]["weight_decay"], s) for s in config["seeds"]]
+
+
+def run_files(kind, dataset, optimiser, arch, run_members, names=("metrics.json",)):
+    return [str(LAYOUT.run_dir(dataset, optimiser, arch, m.run_id, kind) / name)
+            for m in run_members for name in names]
+
+
+def slab_files(wildcards, kind="runs", names=("metrics.json",)):
+    chosen = members(wildcards.optimiser) if kind == "runs" else mimic_members(wildcards.optimiser)
+    return run_files(kind, wildcards.dataset, wildcards.optimiser, wildcards.arch, chosen, names)
+
+
+def training_values(optimiser):
+    """The config values a training run depends on (its provenance hash)."""
+    keys = ("n_train", "subset_seed", "model", "decay_scope", "training")
+    return {**{k: config.get(k) for k in keys}, "optimiser": config["optimisers"][optimiser]}
