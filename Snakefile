@@ -2,7 +2,22 @@
 # `snakemake --cores all` runs: prepare data -> train slabs -> evaluate -> claims ->
 # figures. See README.md and DESIGN.md.
 
+import os
+import sys
+
+# The checkout's own package, for a snakemake (or a --sdm conda env) that has not
+# pip-installed it; appended, so an installed or PYTHONPATH-given wdnorm wins.
+REPO_DIR = workflow.basedir  # this file's directory (also when run with -s from elsewhere)
+SRC = os.path.join(REPO_DIR, "src")
+sys.path.append(SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (os.environ.get("PYTHONPATH"), SRC) if p
+)
+
 configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

@@ -169,14 +169,26 @@ class SlabResult:
         return {k: v[:, i] for k, v in self.trace.items()}
 
 
-def _layer_params(cfg: SlabConfig) -> list[tuple[str, str]]:
-    n = models.n_linear_layers(cfg.arch, cfg.depth)
-    return [(f"linears.{i}.weight", f"linears.{i}.bias") for i in range(n)]
-
-
 def _per_member(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """View a [M] tensor so it broadcasts against a stacked parameter."""
     return x.view(-1, *([1] * (like.dim() - 1)))
+
+
+def _linear_names(cfg: SlabConfig) -> list[str]:
+    return [f"linears.{i}" for i in range(models.n_linear_layers(cfg.arch, cfg.depth))]
+
+
+def _named_views(leaves: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Parameter names of the module -> tensors. A linear layer's leaf is one
+    ``[M, out, in + 1]`` tensor holding (W | b): the layer's symmetry group, its decay,
+    its norm and its angle are all about the pair, so one tensor serves them in one op."""
+    views = {}
+    for name, leaf in leaves.items():
+        if name.startswith("linears."):
+            views[f"{name}.weight"], views[f"{name}.bias"] = leaf[..., :-1], leaf[..., -1]
+        else:
+            views[name] = leaf
+    return views
 
 
 @torch.no_grad()
@@ -232,22 +244,29 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
     template = cfg.build_model()
     param_names = [n for n, _ in template.named_parameters()]
     buffer_names = [n for n, _ in template.named_buffers()]
-    params = {n: torch.stack([s[n] for s in inits]).to(device).requires_grad_()
-              for n in param_names}
-    buffers = {n: torch.stack([s[n] for s in inits]).to(device) for n in buffer_names}
-    decayed = set(models.decayed_names(models.parameter_groups(cfg.arch, cfg.depth,
-                                                               param_names), cfg.decay_scope))
+
+    def stacked(name):
+        return torch.stack([s[name] for s in inits]).to(device)
+
+    linear_names = _linear_names(cfg)
+    leaves = {name: torch.cat([stacked(f"{name}.weight"), stacked(f"{name}.bias").unsqueeze(-1)],
+                              -1) for name in linear_names}
+    leaves.update({n: stacked(n) for n in param_names if not n.startswith("linears.")})
+    for leaf in leaves.values():
+        leaf.requires_grad_()
+    buffers = {n: stacked(n) for n in buffer_names}
+    decayed_params = set(models.decayed_names(
+        models.parameter_groups(cfg.arch, cfg.depth, param_names), cfg.decay_scope))
+    decayed = {n for n in leaves if n in decayed_params or f"{n}.weight" in decayed_params}
     # hyper-parameters in double: torch.optim computes its scalar factors from python
     # floats and rounds them once; _update does the same
     lr = torch.tensor([mem.lr for mem in members], dtype=torch.float64, device=device)
     wd = torch.tensor([mem.weight_decay for mem in members], dtype=torch.float64, device=device)
     zeros = torch.zeros_like(wd)
-    moments = {n: torch.zeros_like(p) for n, p in params.items()}
-    moments2 = {n: torch.zeros_like(p) for n, p in params.items()} if opt.algorithm != "sgd" else {}
-    layers = _layer_params(cfg)
-    n_layers = len(layers)
-    hidden_layers = layers[:-1]
-    layer_of = {name: i for i, pair in enumerate(layers) for name in pair}
+    moments = {n: torch.zeros_like(p) for n, p in leaves.items()}
+    moments2 = {n: torch.zeros_like(p) for n, p in leaves.items()} if opt.algorithm != "sgd" else {}
+    n_layers = len(linear_names)
+    layer_of = {name: i for i, name in enumerate(linear_names)}
 
     # -- batch streams: one per distinct seed, shared by the members that use it ----
     seeds = sorted({mem.seed for mem in members})
@@ -262,8 +281,9 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
                              f"({total_steps + 1}, {m_count}, {n_layers})")
 
     # -- records ---------------------------------------------------------------------
+    tracing = cfg.trace or ref is not None
     trace = {"loss": torch.zeros(total_steps, m_count, device=device)}
-    if cfg.trace or ref is not None:
+    if tracing:
         for key in ("sq_norm", "grad_sq_norm", "cos_wg", "angle", "lr"):
             trace[key] = torch.zeros(total_steps, m_count, n_layers, device=device)
         trace["sq_norm_end"] = torch.zeros(1, m_count, n_layers, device=device)
@@ -273,8 +293,9 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
     diverged_step = torch.full((m_count,), -1, dtype=torch.long, device=device)
 
     def record_eval(epoch: int, step: int):
-        tl, ta = evaluate(cfg, params, buffers, x_train, y_train)
-        vl, va = evaluate(cfg, params, buffers, x_test, y_test)
+        views = _named_views({n: p.detach() for n, p in leaves.items()})
+        tl, ta = evaluate(cfg, views, buffers, x_train, y_train)
+        vl, va = evaluate(cfg, views, buffers, x_test, y_test)
         for key, value in (("train_loss", tl), ("train_acc", ta), ("test_loss", vl),
                            ("test_acc", va)):
             history[key].append(value.cpu())
@@ -282,13 +303,12 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
         history["step"].append(step)
 
     def layer_sq_norms() -> torch.Tensor:
-        return torch.stack([params[w].detach().square().sum((1, 2))
-                            + params[b].detach().square().sum(1) for w, b in layers], 1)
+        return torch.stack([leaves[n].detach().square().sum((1, 2)) for n in linear_names], 1)
 
     start_time = time.perf_counter()
     record_eval(0, 0)
     step, epoch = 0, 0
-    train_ops = StackedOps(params, buffers, True, cfg.norm_eps, cfg.bn_momentum, cfg.arch)
+    leaf_names = list(leaves)
     while step < total_steps:
         epoch += 1
         orders = torch.stack([epoch_batches(g, n_train, cfg.batch_size) for g in gens]).to(device)
@@ -296,11 +316,13 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
             if step >= total_steps:
                 break
             idx = orders[stream_of, b]                                   # [M, B]
-            logits = models.forward(cfg.arch, cfg.depth, x_train[idx], train_ops)
+            ops = StackedOps(_named_views(leaves), buffers, True, cfg.norm_eps,
+                             cfg.bn_momentum, cfg.arch)
+            logits = models.forward(cfg.arch, cfg.depth, x_train[idx], ops)
             losses = F.cross_entropy(logits.reshape(-1, cfg.n_classes), y_train[idx].reshape(-1),
                                      reduction="none").view(m_count, -1).mean(1)
-            grads = dict(zip(param_names, torch.autograd.grad(losses.sum(),
-                                                              [params[n] for n in param_names])))
+            grads = dict(zip(leaf_names, torch.autograd.grad(
+                losses.sum(), [leaves[n] for n in leaf_names])))
             finite = torch.isfinite(losses)
             diverged_step = torch.where(alive & ~finite, torch.full_like(diverged_step, step),
                                         diverged_step)
@@ -308,26 +330,22 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
             trace["loss"][step] = losses.detach()
 
             with torch.no_grad():
+                old = {n: p.detach() for n, p in leaves.items()}
                 layer_lr = lr.unsqueeze(1).expand(m_count, n_layers).clone()
                 if ref is not None:
-                    sq = layer_sq_norms()
-                    scale = (sq[:, :-1] / ref[step, :, :-1]).double()
+                    scale = (layer_sq_norms()[:, :-1] / ref[step, :, :-1]).double()
                     layer_lr[:, :-1] = lr.unsqueeze(1) * scale
-                if cfg.trace or ref is not None:
-                    _trace_before(trace, step, layers, params, grads, layer_lr)
-                new_params = {}
-                for name in param_names:
-                    p, g = params[name].detach(), grads[name]
+                if tracing:
+                    _trace_before(trace, step, linear_names, old, grads, layer_lr)
+                for name in leaf_names:
+                    p, g = old[name], grads[name]
                     p_lr = _per_member(layer_lr[:, layer_of[name]] if name in layer_of else lr, p)
                     p_wd = _per_member(wd if name in decayed else zeros, p)
-                    keep = _per_member(alive, p)
-                    new_p = _update(opt, p, g, p_lr, p_wd, moments, moments2, name, step + 1, keep)
-                    new_params[name] = torch.where(keep, new_p, p)
-                if cfg.trace or ref is not None:
-                    _trace_after(trace, step, layers, params, new_params)
-            for name in param_names:
-                params[name] = new_params[name].requires_grad_()
-            train_ops.p = params
+                    new_p = _update(opt, p, g, p_lr, p_wd, moments, moments2, name, step + 1)
+                    # a diverged member is frozen; its optimiser state may go NaN unread
+                    leaves[name] = torch.where(_per_member(alive, p), new_p, p).requires_grad_()
+                if tracing:
+                    _trace_after(trace, step, linear_names, old, leaves)
             step += 1
         if epoch % cfg.eval_every == 0 or step >= total_steps:
             record_eval(epoch, step)
@@ -350,61 +368,56 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
                for k, v in history.items()}
     return SlabResult(
         cfg=cfg, members=list(members),
-        state={**{n: p.detach().cpu() for n, p in params.items()},
+        state={**{n: v.contiguous().cpu()
+                  for n, v in _named_views({k: p.detach() for k, p in leaves.items()}).items()},
                **{n: b.cpu() for n, b in buffers.items()}},
         history=hist_np, trace={k: v.cpu().numpy() for k, v in trace.items()},
         diverged_step=diverged_step.cpu().numpy(), train_seconds=train_seconds)
 
 
-def _update(opt: OptimiserConfig, p, g, lr, wd, moments, moments2, name, t, keep):
+def _update(opt: OptimiserConfig, p, g, lr, wd, moments, moments2, name, t):
     """One optimiser step for a stacked parameter, following torch.optim's formulas."""
     if opt.algorithm == "sgd":
         lr, wd = lr.float(), wd.float()
         d_p = g + wd * p  # coupled L2, exactly torch.optim.SGD(weight_decay=...)
         if opt.momentum != 0:
-            buf = torch.where(keep, moments[name] * opt.momentum + d_p, moments[name])
-            moments[name] = buf
-            d_p = buf
+            moments[name] = d_p = moments[name] * opt.momentum + d_p
         return p - lr * d_p
     if opt.algorithm == "adamw":
         p = p * (1 - lr.double() * wd.double()).float()  # decoupled decay
     else:
         g = g + wd.float() * p
-    m = torch.where(keep, torch.lerp(moments[name], g, 1 - opt.beta1), moments[name])
-    v = torch.where(keep, torch.addcmul(moments2[name] * opt.beta2, g, g, value=1 - opt.beta2),
-                    moments2[name])
-    moments[name], moments2[name] = m, v
+    m = moments[name] = torch.lerp(moments[name], g, 1 - opt.beta1)
+    v = moments2[name] = torch.addcmul(moments2[name] * opt.beta2, g, g, value=1 - opt.beta2)
     # scalars in double then rounded once, as torch.optim does with its python floats
     step_size = (lr.double() / (1 - opt.beta1 ** t)).float()
     denom = v.sqrt() / math.sqrt(1 - opt.beta2 ** t) + opt.eps
     return p - step_size * (m / denom)
 
 
-def _pair_dot(a_w, a_b, b_w, b_b):
-    return (a_w * b_w).sum((1, 2)) + (a_b * b_b).sum(1)
+def _sum_members(x: torch.Tensor) -> torch.Tensor:
+    return x.sum((1, 2))
 
 
-def _trace_before(trace, step, layers, params, grads, layer_lr):
-    """Per layer group (W, b): squared norm, gradient squared norm, cos(w, grad)."""
-    for i, (w, b) in enumerate(layers):
-        pw, pb = params[w].detach(), params[b].detach()
-        gw, gb = grads[w], grads[b]
-        sq = _pair_dot(pw, pb, pw, pb)
-        gsq = _pair_dot(gw, gb, gw, gb)
-        trace["sq_norm"][step, :, i] = sq
-        trace["grad_sq_norm"][step, :, i] = gsq
-        trace["cos_wg"][step, :, i] = _pair_dot(pw, pb, gw, gb) / (sq * gsq).sqrt().clamp_min(1e-30)
+def _trace_before(trace, step, linear_names, params, grads, layer_lr):
+    """Per linear layer (W | b): squared norm, gradient squared norm, cos(w, grad)."""
+    sq = torch.stack([_sum_members(params[n] * params[n]) for n in linear_names], 1)
+    gsq = torch.stack([_sum_members(grads[n] * grads[n]) for n in linear_names], 1)
+    dot = torch.stack([_sum_members(params[n] * grads[n]) for n in linear_names], 1)
+    trace["sq_norm"][step] = sq
+    trace["grad_sq_norm"][step] = gsq
+    trace["cos_wg"][step] = dot / (sq * gsq).sqrt().clamp_min(1e-30)
     trace["lr"][step] = layer_lr.float()
 
 
-def _trace_after(trace, step, layers, old, new):
+def _trace_after(trace, step, linear_names, old, new):
     """Angle between w_t and w_{t+1}, computed as 2 asin(|u_t - u_{t+1}| / 2) on unit
     vectors: arccos of a cosine within 1e-5 of 1 would lose most digits in float32."""
-    for i, (w, b) in enumerate(layers):
-        ow, ob, nw, nb = old[w].detach(), old[b].detach(), new[w], new[b]
-        on = _pair_dot(ow, ob, ow, ob).sqrt().clamp_min(1e-30)
-        nn_ = _pair_dot(nw, nb, nw, nb).sqrt().clamp_min(1e-30)
-        dw = nw / nn_.view(-1, 1, 1) - ow / on.view(-1, 1, 1)
-        db = nb / nn_.view(-1, 1) - ob / on.view(-1, 1)
-        chord = _pair_dot(dw, db, dw, db).sqrt()
-        trace["angle"][step, :, i] = 2 * torch.asin((chord / 2).clamp(max=1.0))
+    chords = []
+    for name in linear_names:
+        o, n = old[name], new[name].detach()
+        o_inv = _per_member(_sum_members(o * o).rsqrt(), o)
+        n_inv = _per_member(_sum_members(n * n).rsqrt(), n)
+        d = n * n_inv - o * o_inv
+        chords.append(_sum_members(d * d).sqrt())
+    trace["angle"][step] = 2 * torch.asin((torch.stack(chords, 1) / 2).clamp(max=1.0))

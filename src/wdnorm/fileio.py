@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 MANIFEST_NAME = "MANIFEST.sha256"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -31,6 +33,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 is for the temp file only
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -30,7 +30,6 @@ from typing import Protocol
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 ARCHITECTURES: tuple[str, ...] = (
     "plain", "ln", "bn", "res", "postln", "resln", "preln", "preln_final",

@@ -77,6 +77,7 @@ def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: s
                             reference_sq_norms=reference, log=log.info)
     wall = time.perf_counter() - started
     log.info("trained in %.1f s (%.1f s inside the training loop)", wall, result.train_seconds)
+    code = provenance.code_version()
     written = []
     for i, member in enumerate(members):
         extra = {}
@@ -86,11 +87,11 @@ def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: s
                                       kind=kind, extra=extra)
         prov = provenance.collect(
             config_values={**settings, "dataset": dataset,
-                           "optimiser": optimiser_name, "slab": cfg.to_dict(),
+                           "optimiser_name": optimiser_name, "slab": cfg.to_dict(),
                            "member": {"lr": member.lr, "weight_decay": member.weight_decay,
                                       "seed": member.seed}, "kind": kind},
             dataset_sha256=dataset_sha, device=str(device), threads=threads,
-            seed=member.seed, wall_seconds=wall)
+            seed=member.seed, wall_seconds=wall, code=code)
         run_dir = layout.run_dir(dataset, optimiser_name, cfg.arch, member.run_id, kind)
         written.append(runs.write_run(run_dir, metrics, runs.member_trace(result, i),
                                       result.state_dict(i), prov))

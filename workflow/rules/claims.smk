@@ -13,6 +13,8 @@ rule claims:
     params:
         settings={k: config[k] for k in ("optimisers", "matched_pairs", "mimic", "training")},
         code=source_hash(["claims"]),
+    conda:
+        CONDA_ENV
     log:
         LOGS / "claims.log",
     script:

@@ -8,7 +8,7 @@ min_version("9.0")
 
 validate(config, "../schemas/config.schema.yaml")
 
-from wdnorm import grid  # noqa: E402  (after validation: the config is known good)
+from wdnorm import gpu, grid  # noqa: E402  (after validation: the config is known good)
 from wdnorm.layout import Layout  # noqa: E402
 
 try:
@@ -17,6 +17,21 @@ except ValueError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
 LAYOUT = Layout()
+CONDA_ENV = "../../envs/wdnorm.yaml"
+
+# GPUs: snakemake counts a `gpu` resource but neither knows how many GPUs a machine has
+# nor tells a job which one it got. Training jobs ask for one GPU when they will get
+# one (visible here, or on a cluster's nodes); locally, unless the user passed
+# --resources gpu=N, the count visible here caps concurrent training jobs, and each
+# job then takes a free GPU by lock file (wdnorm.gpu).
+LOCAL_GPUS = gpu.gpu_count() if config["device"] != "cpu" else 0
+if config["device"] == "cuda" and workflow.local_exec and LOCAL_GPUS == 0:
+    raise WorkflowError("device: cuda, but no CUDA device is visible here; "
+                        "use device: auto (GPU when present, else CPU) or device: cpu")
+GPU_PER_TRAINING_JOB = int(config["device"] != "cpu"
+                           and (LOCAL_GPUS > 0 or workflow.non_local_exec))
+if GPU_PER_TRAINING_JOB and workflow.local_exec and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", LOCAL_GPUS)
 DATASETS = config["datasets"]
 ARCHS = config["architectures"]
 OPTIMISERS = list(config["optimisers"])

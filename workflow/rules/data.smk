@@ -14,6 +14,8 @@ rule prepare_data:
         n_train=config.get("n_train"),
         subset_seed=config.get("subset_seed", 0),
         download=config.get("download", True),
+    conda:
+        CONDA_ENV
     log:
         LOGS / "prepare_data/{dataset}.log",
     script:

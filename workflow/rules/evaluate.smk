@@ -20,6 +20,8 @@ rule symmetry_probes:
         architectures=ARCHS,
         model=config["model"],
         code=EVAL_CODE,
+    conda:
+        CONDA_ENV
     log:
         LOGS / "symmetry_probes/{dataset}.log",
     script:
@@ -38,6 +40,8 @@ rule gradient_identity:
         probe=config["gradient_identity"],
         code=EVAL_CODE,
     threads: config["threads"]
+    conda:
+        CONDA_ENV
     log:
         LOGS / "gradient_identity/{dataset}.log",
     script:
@@ -52,7 +56,11 @@ rule evaluate_slab:
     output:
         **{name: LAYOUT.table(f"{{dataset}}/{{optimiser}}/{{arch}}/{name}") for name in SLAB_TABLES},
     params:
+        matched_pairs=config.get("matched_pairs", []),
+        mimic_weight_decay=config["mimic"]["weight_decay"],
         code=EVAL_CODE,
+    conda:
+        CONDA_ENV
     log:
         LOGS / "evaluate_slab/{dataset}/{optimiser}/{arch}.log",
     script:
@@ -71,6 +79,8 @@ rule aggregate_tables:
         **{name: tables_to_aggregate(name) for name in TABLES},
     output:
         **{name: LAYOUT.table(name) for name in TABLES},
+    conda:
+        CONDA_ENV
     log:
         LOGS / "aggregate_tables.log",
     script:

@@ -15,13 +15,13 @@ def figure_outputs():
 
 rule figure:
     input:
-        notebook="workflow/notebooks/{figure}.ipynb",
+        notebook=os.path.join(REPO_DIR, "workflow", "notebooks", "{figure}.ipynb"),
         tables=[LAYOUT.table(name) for name in TABLES],
         claims="results/claims.json",
     output:
         report(
             "figures/{figure}.png",
-            caption="../report/{figure}.rst",
+            caption="../report/figure.rst",
             category="Figures",
         ),
         [f"figures/{{figure}}.{ext}" for ext in FIG_FORMATS if ext != "png"],
@@ -32,6 +32,8 @@ rule figure:
         code=source_hash(["plots"]),
     wildcard_constraints:
         figure="|".join(FIGURES),
+    conda:
+        CONDA_ENV
     log:
         LOGS / "figures/{figure}.log",
     script:

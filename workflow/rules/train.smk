@@ -2,15 +2,14 @@
 # grid trained together as one batched model, one run directory per member. The rules are
 # made per optimiser because each optimiser's learning rate names its runs.
 
-from wdnorm.provenance import source_hash
+from wdnorm.provenance import TRAINING_MODULES, source_hash
 
 TRAIN_SCRIPT = "../scripts/train_slab.py"
 RUN_NAMES = ("metrics.json", "trace.npz", "model.pt", "provenance.json", "MANIFEST.sha256")
 # Content hash of the code a trained run depends on: a param, so editing the engine
 # marks training stale through snakemake's params trigger (its code trigger only sees
 # the script file itself).
-TRAINING_CODE = source_hash(["engine", "models", "data", "runs", "tasks", "grid"])
-GPU_JOBS = 1 if config["device"] != "cpu" else 0
+TRAINING_CODE = source_hash(TRAINING_MODULES)
 
 for _opt in OPTIMISERS:
 
@@ -28,8 +27,10 @@ for _opt in OPTIMISERS:
             settings=training_values(_opt),
             code=TRAINING_CODE,
         threads: config["threads"]
+        conda:
+            CONDA_ENV
         resources:
-            gpu=GPU_JOBS,
+            gpu=GPU_PER_TRAINING_JOB,
         log:
             LOGS / f"train/{{dataset}}/{_opt}/{{arch}}.log",
         script:
@@ -51,8 +52,10 @@ for _opt in OPTIMISERS:
             settings=training_values(_opt),
             code=TRAINING_CODE,
         threads: config["threads"]
+        conda:
+            CONDA_ENV
         resources:
-            gpu=GPU_JOBS,
+            gpu=GPU_PER_TRAINING_JOB,
         log:
             LOGS / f"mimic/{{dataset}}/{_opt}/{{arch}}.log",
         script:

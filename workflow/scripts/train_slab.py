@@ -1,4 +1,6 @@
 """Thin adapter: snakemake object -> wdnorm.tasks.train_and_write (grid or mimic slab)."""
+import os
+import tempfile
 from pathlib import Path
 
 from wdnorm import tasks
@@ -12,5 +14,7 @@ tasks.train_and_write(
     settings=snakemake.params.settings,
     members=[Member(**m) for m in snakemake.params.members], results_root="results",
     kind=snakemake.params.kind, device_request=snakemake.config["device"],
-    lock_dir=Path(".snakemake/gpu-locks"), threads=snakemake.threads,
+    # GPU lock files must be local to the machine: on a shared file system two nodes'
+    # "cuda:0" would wait for each other
+    lock_dir=Path(tempfile.gettempdir()) / f"wdnorm-gpu-locks-{os.getuid()}", threads=snakemake.threads,
     reference_dirs=[Path(p).parent for p in references] if references else None)
