@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import fileio
-from .models import FORMULAS, PREDICTED_JOINT_INVARIANT, PREDICTED_PER_LAYER_INVARIANT
+from .archs import FORMULAS, PREDICTED_JOINT_INVARIANT, PREDICTED_PER_LAYER_INVARIANT
 
 VERDICTS = ("supported", "refuted", "inconclusive")
 TABLE_NAMES = ("runs", "dynamics", "penalty", "penalty_curve", "symmetry", "epsilon_floor",

@@ -141,7 +141,8 @@ class StackedOps:
                                g.reshape(-1), b.reshape(-1), self.training,
                                self.bn_momentum, self.eps)
             return out.view(n, m, d).transpose(0, 1)
-        return F.layer_norm(h, (d,), eps=self.eps) * g.unsqueeze(1) + b.unsqueeze(1)
+        # per-member affine (F.layer_norm's must be shared): one fused pass
+        return torch.addcmul(b.unsqueeze(1), F.layer_norm(h, (d,), eps=self.eps), g.unsqueeze(1))
 
 
 @dataclass
@@ -262,11 +263,13 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
     # floats and rounds them once; _update does the same
     lr = torch.tensor([mem.lr for mem in members], dtype=torch.float64, device=device)
     wd = torch.tensor([mem.weight_decay for mem in members], dtype=torch.float64, device=device)
-    zeros = torch.zeros_like(wd)
+    leaf_lr = {n: _hyper(lr, p) for n, p in leaves.items()}
+    leaf_wd = {n: _hyper(wd if n in decayed else torch.zeros_like(wd), p)
+               for n, p in leaves.items()}
     moments = {n: torch.zeros_like(p) for n, p in leaves.items()}
     moments2 = {n: torch.zeros_like(p) for n, p in leaves.items()} if opt.algorithm != "sgd" else {}
     n_layers = len(linear_names)
-    layer_of = {name: i for i, name in enumerate(linear_names)}
+    layer_lr = lr.float().unsqueeze(1).expand(m_count, n_layers).contiguous()
 
     # -- batch streams: one per distinct seed, shared by the members that use it ----
     seeds = sorted({mem.seed for mem in members})
@@ -331,21 +334,19 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
 
             with torch.no_grad():
                 old = {n: p.detach() for n, p in leaves.items()}
-                layer_lr = lr.unsqueeze(1).expand(m_count, n_layers).clone()
                 if ref is not None:
                     scale = (layer_sq_norms()[:, :-1] / ref[step, :, :-1]).double()
-                    layer_lr[:, :-1] = lr.unsqueeze(1) * scale
-                if tracing:
-                    _trace_before(trace, step, linear_names, old, grads, layer_lr)
+                    for i, name in enumerate(linear_names[:-1]):
+                        leaf_lr[name] = _hyper(lr * scale[:, i], old[name])
+                    layer_lr = torch.stack([leaf_lr[n][1].view(-1) for n in linear_names], 1)
                 for name in leaf_names:
-                    p, g = old[name], grads[name]
-                    p_lr = _per_member(layer_lr[:, layer_of[name]] if name in layer_of else lr, p)
-                    p_wd = _per_member(wd if name in decayed else zeros, p)
-                    new_p = _update(opt, p, g, p_lr, p_wd, moments, moments2, name, step + 1)
+                    new_p = _update(opt, old[name], grads[name], leaf_lr[name], leaf_wd[name],
+                                    moments, moments2, name, step + 1)
                     # a diverged member is frozen; its optimiser state may go NaN unread
-                    leaves[name] = torch.where(_per_member(alive, p), new_p, p).requires_grad_()
+                    leaves[name] = torch.where(_per_member(alive, new_p), new_p,
+                                               old[name]).requires_grad_()
                 if tracing:
-                    _trace_after(trace, step, linear_names, old, leaves)
+                    _record_step(trace, step, linear_names, old, grads, leaves, layer_lr)
             step += 1
         if epoch % cfg.eval_every == 0 or step >= total_steps:
             record_eval(epoch, step)
@@ -375,49 +376,52 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
         diverged_step=diverged_step.cpu().numpy(), train_seconds=train_seconds)
 
 
+def _hyper(x64: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A per-member hyper-parameter shaped to broadcast on ``like``, in double and float."""
+    x64 = _per_member(x64, like)
+    return x64, x64.float()
+
+
 def _update(opt: OptimiserConfig, p, g, lr, wd, moments, moments2, name, t):
-    """One optimiser step for a stacked parameter, following torch.optim's formulas."""
+    """One optimiser step for a stacked parameter, following torch.optim's formulas.
+    ``lr``, ``wd``: (double, float) pairs from :func:`_hyper`."""
+    (lr64, lr32), (wd64, wd32) = lr, wd
     if opt.algorithm == "sgd":
-        lr, wd = lr.float(), wd.float()
-        d_p = g + wd * p  # coupled L2, exactly torch.optim.SGD(weight_decay=...)
+        d_p = torch.addcmul(g, wd32, p)  # g + wd p: coupled L2, as torch.optim.SGD
         if opt.momentum != 0:
-            moments[name] = d_p = moments[name] * opt.momentum + d_p
-        return p - lr * d_p
+            d_p = moments[name].mul_(opt.momentum).add_(d_p)
+        return torch.addcmul(p, lr32, d_p, value=-1)
     if opt.algorithm == "adamw":
-        p = p * (1 - lr.double() * wd.double()).float()  # decoupled decay
+        p = p * (1 - lr64 * wd64).float()  # decoupled decay
     else:
-        g = g + wd.float() * p
-    m = moments[name] = torch.lerp(moments[name], g, 1 - opt.beta1)
-    v = moments2[name] = torch.addcmul(moments2[name] * opt.beta2, g, g, value=1 - opt.beta2)
+        g = torch.addcmul(g, wd32, p)
+    m = moments[name].lerp_(g, 1 - opt.beta1)
+    v = moments2[name].mul_(opt.beta2).addcmul_(g, g, value=1 - opt.beta2)
     # scalars in double then rounded once, as torch.optim does with its python floats
-    step_size = (lr.double() / (1 - opt.beta1 ** t)).float()
+    step_size = (lr64 / (1 - opt.beta1 ** t)).float()
     denom = v.sqrt() / math.sqrt(1 - opt.beta2 ** t) + opt.eps
     return p - step_size * (m / denom)
 
 
-def _sum_members(x: torch.Tensor) -> torch.Tensor:
-    return x.sum((1, 2))
+def _gram(*tensors: torch.Tensor) -> torch.Tensor:
+    """Per member, the Gram matrix of the flattened tensors: [M, k, k] in one GEMM."""
+    flat = torch.stack([t.reshape(t.shape[0], -1) for t in tensors], 1)
+    return torch.bmm(flat, flat.transpose(1, 2))
 
 
-def _trace_before(trace, step, linear_names, params, grads, layer_lr):
-    """Per linear layer (W | b): squared norm, gradient squared norm, cos(w, grad)."""
-    sq = torch.stack([_sum_members(params[n] * params[n]) for n in linear_names], 1)
-    gsq = torch.stack([_sum_members(grads[n] * grads[n]) for n in linear_names], 1)
-    dot = torch.stack([_sum_members(params[n] * grads[n]) for n in linear_names], 1)
-    trace["sq_norm"][step] = sq
-    trace["grad_sq_norm"][step] = gsq
-    trace["cos_wg"][step] = dot / (sq * gsq).sqrt().clamp_min(1e-30)
-    trace["lr"][step] = layer_lr.float()
-
-
-def _trace_after(trace, step, linear_names, old, new):
-    """Angle between w_t and w_{t+1}, computed as 2 asin(|u_t - u_{t+1}| / 2) on unit
-    vectors: arccos of a cosine within 1e-5 of 1 would lose most digits in float32."""
-    chords = []
-    for name in linear_names:
-        o, n = old[name], new[name].detach()
-        o_inv = _per_member(_sum_members(o * o).rsqrt(), o)
-        n_inv = _per_member(_sum_members(n * n).rsqrt(), n)
-        d = n * n_inv - o * o_inv
-        chords.append(_sum_members(d * d).sqrt())
-    trace["angle"][step] = 2 * torch.asin((torch.stack(chords, 1) / 2).clamp(max=1.0))
+def _record_step(trace, step, linear_names, old, grads, new, layer_lr):
+    """Per linear layer w = (W | b), from one Gram matrix of (w_t, g_t, u_t = w_{t+1} - w_t):
+    ||w_t||^2, ||g_t||^2, cos(w_t, g_t) and the angle between w_t and w_{t+1},
+    atan2(|u_perp|, |w_t| + u.w_t/|w_t|) -- stable where arccos of a cosine within 1e-5
+    of 1 would lose most digits in float32."""
+    gram = torch.stack([_gram(old[n], grads[n], new[n].detach() - old[n])
+                        for n in linear_names], 1)                     # [M, L, 3, 3]
+    ww, gg, uu = gram[..., 0, 0], gram[..., 1, 1], gram[..., 2, 2]
+    wg, wu = gram[..., 0, 1], gram[..., 0, 2]
+    norm = ww.sqrt()
+    trace["sq_norm"][step] = ww
+    trace["grad_sq_norm"][step] = gg
+    trace["cos_wg"][step] = wg / (ww * gg).sqrt().clamp_min(1e-30)
+    u_perp = (uu - wu * wu / ww).clamp_min(0).sqrt()
+    trace["angle"][step] = torch.atan2(u_perp, norm + wu / norm)
+    trace["lr"][step] = layer_lr

@@ -9,7 +9,7 @@ notebook, a test or a script. :func:`save_figure` writes them (atomically, repro
 Conventions shared by all figures:
 
 * one colour per architecture (:data:`PALETTE`), in the order of
-  :data:`wdnorm.models.ARCHITECTURES`, labelled with its formula (:func:`arch_label`);
+  :data:`wdnorm.archs.ARCHITECTURES`, labelled with its formula (:func:`arch_label`);
 * intervals are 95% bootstrap intervals of the mean over seeds (:func:`mean_ci`);
 * the verdict of the claim a figure decides is printed in its header, read from
   claims.json (never computed here);
@@ -40,7 +40,7 @@ from matplotlib.text import Annotation
 
 from .fileio import atomic_path
 from .layout import parse_run_id
-from .models import (
+from .archs import (
     ARCHITECTURES,
     FORMULAS,
     PREDICTED_JOINT_INVARIANT,
@@ -109,7 +109,7 @@ _N_BOOT = 1000
 # --------------------------------------------------------------------------- style
 
 def arch_label(arch: str) -> str:
-    """``"ln: ReLU(LN(Wh+b))"``: the name and the block it computes (models.FORMULAS)."""
+    """``"ln: ReLU(LN(Wh+b))"``: the name and the block it computes (archs.FORMULAS)."""
     formula = FORMULAS.get(arch)
     if formula is None:
         return arch

@@ -16,17 +16,9 @@ import torch
 from . import data, fileio, gpu, provenance, runs
 from .engine import Member, OptimiserConfig, SlabConfig, train_slab
 from .layout import Layout
+from .logs import setup_logging  # noqa: F401  (the scripts' entry point)
 
 log = logging.getLogger("wdnorm")
-
-
-def setup_logging(path: str | Path | None = None) -> None:
-    handlers = [logging.StreamHandler()]
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path, mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        handlers=handlers, force=True)
 
 
 def prepare_dataset(*, dataset: str, raw_dir, pt_path, meta_path, n_train: int | None,

@@ -2,9 +2,10 @@
 (the notebook writes figures/{figure}.{fmt}; the executed notebook is kept)."""
 from pathlib import Path
 
-from wdnorm import notebooks, tasks
+from wdnorm import notebooks
+from wdnorm.logs import setup_logging
 
-tasks.setup_logging(snakemake.log[0])
+setup_logging(snakemake.log[0])
 figures = [p for p in snakemake.output if not p.endswith(".ipynb")]
 notebooks.execute(
     snakemake.input.notebook, snakemake.output.notebook,
