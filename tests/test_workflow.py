@@ -83,10 +83,11 @@ def copy_of(finished, tmp_path) -> Path:
 
 
 def test_outputs_of_the_default_targets(finished):
-    claims = json.loads((finished / "results" / "claims.json").read_text())["claims"]
-    assert sorted(claims) == [f"C{i}" for i in range(1, 7)]
-    for claim in claims.values():
+    claims = json.loads((finished / "results" / "claims.json").read_text())
+    assert sorted(claims["verdicts"]) == [f"C{i}" for i in range(1, 7)]
+    for claim in claims["claims"]:
         assert claim["verdict"] in ("supported", "refuted", "inconclusive")
+        assert claims["verdicts"][claim["id"]] == claim["verdict"]
     assert (finished / "results" / "CLAIMS.md").stat().st_size > 0
     for name in ("runs", "dynamics", "penalty", "symmetry", "gradient_identity"):
         assert (finished / "results" / "tables" / f"{name}.csv").stat().st_size > 0

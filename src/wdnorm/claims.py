@@ -769,7 +769,7 @@ def decide_c6(runs_df: pd.DataFrame, settings: Mapping | None = None) -> dict:
 
     Mechanism: each mimic run (λ = 0, per-layer LR following the decay run's effective LR,
     Hoffer et al.) minus the decay run it follows, same seed: it reproduces the decay run
-    when the CI contains 0 or |mean| < 0.01. "WD acts as a learning-rate schedule" when it
+    when |mean| < the margin (1 pp). "WD acts as a learning-rate schedule" when it
     reproduces a decay run whose effect is beyond noise."""
     tol = _tol(settings)
     margin = tol["c6_margin"]
@@ -835,8 +835,9 @@ def decide_c6(runs_df: pd.DataFrame, settings: Mapping | None = None) -> dict:
                 eff = _effect(d, tol)
                 ref_wd = pairs[0][2]
                 wd_eff = effects.get(f"{ref_wd:g}", {}).get("test_acc", {})
-                reproduces = bool(eff["n_seeds"] >= 1 and (
-                    not eff["ci_excludes_zero"] or abs(eff["mean"]) < margin))
+                # |mean| alone: with a few seeds a CI that contains 0 is no evidence
+                # of agreement (one collapsed seed widens it to tens of pp)
+                reproduces = bool(eff["n_seeds"] >= 1 and abs(eff["mean"]) < margin)
                 mimic_vs_base = _effect(_paired(gm, base, "test_acc"), tol)
                 mech[name] = {"reference_weight_decay": ref_wd, "mimic_minus_decay": eff,
                               "mimic_minus_no_decay": mimic_vs_base,

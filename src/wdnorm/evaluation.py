@@ -1,8 +1,8 @@
 """The evaluation stage: tidy tables from probes and trained runs (claims C1-C6).
 
 Pure computation on tensors, run directories and DataFrames, plus small read helpers; no
-snakemake, no config. The column contract lives in ``/tmp/tables_schema.md`` (copied into
-the README's tables section); this module may add columns, never rename them.
+snakemake, no config. The column contract is the README's "Result tables" section; this
+module may add columns, never rename them (claims, figures and the audit read them).
 
 ==================  ===========================================  ========================
 table               rows                                         made by

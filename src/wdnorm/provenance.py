@@ -27,7 +27,7 @@ TRACKED_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "
                     "matplotlib", "papermill")
 
 # The modules a trained run depends on (train.smk hashes the same list for its params).
-TRAINING_MODULES = ("engine", "models", "data", "runs", "tasks", "grid")
+TRAINING_MODULES = ("engine", "models", "archs", "data", "runs", "tasks", "grid")
 
 # Paths whose *untracked* files make a checkout dirty (a new module not yet added);
 # untracked files elsewhere (results/, data/, notes) do not.

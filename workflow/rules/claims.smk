@@ -12,7 +12,7 @@ rule claims:
         markdown="results/CLAIMS.md",
     params:
         settings={k: config[k] for k in ("optimisers", "matched_pairs", "mimic", "training")},
-        code=source_hash(["claims"]),
+        code=source_hash(["claims", "archs"]),
     conda:
         CONDA_ENV
     log:

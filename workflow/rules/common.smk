@@ -10,6 +10,7 @@ validate(config, "../schemas/config.schema.yaml")
 
 from wdnorm import gpu, grid  # noqa: E402  (after validation: the config is known good)
 from wdnorm.layout import Layout  # noqa: E402
+from wdnorm.provenance import TRAINING_MODULES, source_hash  # noqa: E402
 
 try:
     grid.check_config(config)
@@ -44,6 +45,13 @@ wildcard_constraints:
     optimiser="|".join(OPTIMISERS),
 
 
+SLAB_TABLES = ("runs", "dynamics", "penalty", "penalty_curve")
+DATASET_TABLES = ("symmetry", "epsilon_floor", "gradient_identity")
+TABLES = SLAB_TABLES + DATASET_TABLES
+FIGURES = ("symmetry_map", "accuracy_vs_wd", "norm_dynamics", "penalty_removal",
+           "lr_wd_collapse", "mechanism")
+
+
 def members(optimiser):
     return grid.slab_members(config["optimisers"][optimiser]["lr"], config["weight_decays"],
                              config["seeds"], config.get("matched_pairs", []))
@@ -73,3 +81,14 @@ def training_values(optimiser):
     """The config values a training run depends on (its provenance hash)."""
     keys = ("n_train", "subset_seed", "model", "decay_scope", "training")
     return {**{k: config.get(k) for k in keys}, "optimiser": config["optimisers"][optimiser]}
+
+
+def tables_to_aggregate(name):
+    if name in DATASET_TABLES:
+        return expand(LAYOUT.table(f"{{dataset}}/{name}"), dataset=DATASETS)
+    return expand(LAYOUT.table(f"{{dataset}}/{{optimiser}}/{{arch}}/{name}"),
+                  dataset=DATASETS, optimiser=OPTIMISERS, arch=ARCHS)
+
+
+def figure_outputs():
+    return expand("figures/{figure}.{ext}", figure=FIGURES, ext=config["figures"]["formats"])

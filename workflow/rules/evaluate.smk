@@ -1,10 +1,7 @@
 # Evaluation: symmetry probes (C1), the gradient identity probe (C3), per-slab tables of
 # trained runs (metrics, dynamics, removable penalty), then one tidy table of each kind.
 
-EVAL_CODE = source_hash(["evaluation", "symmetry", "models", "engine", "runs"])
-SLAB_TABLES = ("runs", "dynamics", "penalty", "penalty_curve")
-DATASET_TABLES = ("symmetry", "epsilon_floor", "gradient_identity")
-TABLES = SLAB_TABLES + DATASET_TABLES
+EVAL_CODE = source_hash(["evaluation", "symmetry", "models", "archs", "engine", "runs"])
 
 localrules:
     aggregate_tables,
@@ -65,13 +62,6 @@ rule evaluate_slab:
         LOGS / "evaluate_slab/{dataset}/{optimiser}/{arch}.log",
     script:
         "../scripts/evaluate_slab.py"
-
-
-def tables_to_aggregate(name):
-    if name in DATASET_TABLES:
-        return expand(LAYOUT.table(f"{{dataset}}/{name}"), dataset=DATASETS)
-    return expand(LAYOUT.table(f"{{dataset}}/{{optimiser}}/{{arch}}/{name}"),
-                  dataset=DATASETS, optimiser=OPTIMISERS, arch=ARCHS)
 
 
 rule aggregate_tables:

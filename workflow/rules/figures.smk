@@ -1,16 +1,9 @@
 # One papermill notebook per figure (workflow/notebooks/{figure}.ipynb); the executed
 # notebook is kept in results/notebooks/ so a reader sees the code beside the plot.
 
-FIGURES = ("symmetry_map", "accuracy_vs_wd", "norm_dynamics", "penalty_removal",
-           "lr_wd_collapse", "mechanism")
-FIG_FORMATS = config["figures"]["formats"]
 
 localrules:
     figures,
-
-
-def figure_outputs():
-    return expand("figures/{figure}.{ext}", figure=FIGURES, ext=FIG_FORMATS)
 
 
 rule figure:
@@ -24,12 +17,12 @@ rule figure:
             caption="../report/figure.rst",
             category="Figures",
         ),
-        [f"figures/{{figure}}.{ext}" for ext in FIG_FORMATS if ext != "png"],
+        [f"figures/{{figure}}.{ext}" for ext in config["figures"]["formats"] if ext != "png"],
         notebook="results/notebooks/{figure}.ipynb",
     params:
         dpi=config["figures"]["dpi"],
-        formats=FIG_FORMATS,
-        code=source_hash(["plots"]),
+        formats=config["figures"]["formats"],
+        code=source_hash(["plots", "archs", "notebooks"]),
     wildcard_constraints:
         figure="|".join(FIGURES),
     conda:

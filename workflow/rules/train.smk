@@ -2,7 +2,6 @@
 # grid trained together as one batched model, one run directory per member. The rules are
 # made per optimiser because each optimiser's learning rate names its runs.
 
-from wdnorm.provenance import TRAINING_MODULES, source_hash
 
 TRAIN_SCRIPT = "../scripts/train_slab.py"
 RUN_NAMES = ("metrics.json", "trace.npz", "model.pt", "provenance.json", "MANIFEST.sha256")
