@@ -348,16 +348,19 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
                 if tracing:
                     _record_step(trace, step, linear_names, old, grads, leaves, layer_lr)
             step += 1
-        if epoch % cfg.eval_every == 0 or step >= total_steps:
+        evaluated = epoch % cfg.eval_every == 0 or step >= total_steps
+        if evaluated:
             record_eval(epoch, step)
-            if log is not None:
-                ta, va = history["train_acc"][-1], history["test_acc"][-1]
-                log(f"epoch {epoch}/{cfg.epochs} step {step}/{total_steps} "
-                    f"train_loss {history['train_loss'][-1].nanmean():.4f} "
-                    f"train_acc {ta.nanmean():.3f} test_acc {va.nanmean():.3f} "
-                    f"(min {va.min():.3f} max {va.max():.3f}) "
-                    f"alive {int(alive.sum())}/{m_count} "
+        if log is not None:  # one line per epoch: the job's progress in its log
+            batch_loss = trace["loss"][step - steps_per_epoch:step].nanmean()
+            line = (f"epoch {epoch}/{cfg.epochs} step {step}/{total_steps} "
+                    f"minibatch_loss {batch_loss:.4f} alive {int(alive.sum())}/{m_count} "
                     f"{time.perf_counter() - start_time:.1f}s")
+            if evaluated:
+                ta, va = history["train_acc"][-1], history["test_acc"][-1]
+                line += (f" | train_acc {ta.nanmean():.3f} test_acc {va.nanmean():.3f} "
+                         f"(min {va.min():.3f} max {va.max():.3f})")
+            log(line)
     for name in buffer_names:
         if name.endswith("num_batches_tracked"):  # F.batch_norm does not count; modules do
             buffers[name].fill_(step)
