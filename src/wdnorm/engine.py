@@ -95,7 +95,7 @@ class SlabConfig:
                                   bn_momentum=self.bn_momentum)
 
 
-def batch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+def batch_generator(seed: int) -> torch.Generator:
     """The minibatch-order stream of a seed: separate from the init stream so that the
     order does not depend on how many random numbers the initialisation drew."""
     gen = torch.Generator(device="cpu")
