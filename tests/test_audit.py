@@ -161,7 +161,7 @@ def pristine(tmp_path_factory):
             "digits", "sgdm", arch, grid.mimic_reference(lr, 0.01, s).run_id)
             for s in full["seeds"]]
         _train_and_write(prepared_path=prepared_path, arch=arch, settings=settings,
-                         members=grid.mimic_members(lr, 0.01, full["seeds"]),
+                         members=grid.mimic_members(lr, full["seeds"]),
                          results_root=results, kind="mimic", reference_dirs=references)
     claims_settings = {k: full[k] for k in CLAIMS_SETTINGS_KEYS}
     _write_tables_and_claims(results, _fake_claims_module(), claims_settings)

@@ -92,7 +92,7 @@ def sample(tmp_path_factory, prepared):
         refs = [layout.run_dir("toy", "sgdm", arch, grid.mimic_reference(LR, MIMIC_WD, s).run_id)
                 for s in SEEDS]
         ref = np.stack([runs.read_trace(d)["sq_norm"] for d in refs], 1)
-        mimic_dirs = _write_slab(layout, prepared, arch, grid.mimic_members(LR, MIMIC_WD, SEEDS),
+        mimic_dirs = _write_slab(layout, prepared, arch, grid.mimic_members(LR, SEEDS),
                                  "mimic", ref, refs)
         files = [d / "metrics.json" for d in run_dirs] + [d / "model.pt" for d in run_dirs]
         out[arch] = evaluation.slab_tables(files, mimic_dirs, prepared, PAIRS, MIMIC_WD)

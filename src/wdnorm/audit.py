@@ -251,8 +251,7 @@ def expected_runs(config: dict) -> list[RunRef]:
                 members = grid.slab_members(opt["lr"], config["weight_decays"],
                                             config["seeds"], config.get("matched_pairs", []))
                 refs += [RunRef("runs", dataset, opt_name, arch, m.run_id) for m in members]
-                mimic = grid.mimic_members(opt["lr"], config["mimic"]["weight_decay"],
-                                           config["seeds"])
+                mimic = grid.mimic_members(opt["lr"], config["seeds"])
                 refs += [RunRef("mimic", dataset, opt_name, arch, m.run_id) for m in mimic]
     return sorted(set(refs))
 

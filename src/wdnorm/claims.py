@@ -603,6 +603,13 @@ def _spread(groups: list[np.ndarray]) -> tuple[float, float, list[float]]:
     return max(means) - min(means), pooled, means
 
 
+def _per_pair(frame: pd.DataFrame, column: str) -> list[np.ndarray]:
+    """The non-empty seed samples of ``column``, one array per matched pair."""
+    arrays = [grp[column].astype(float).dropna().to_numpy()
+              for _, grp in frame.groupby("pair", sort=True)]
+    return [a for a in arrays if len(a)]
+
+
 def decide_c5(runs_df: pd.DataFrame, dynamics_df: pd.DataFrame | None,
               matched_pairs, settings: Mapping | None = None) -> dict:
     """C5, only ηλ matters. For the matched (η, λ) pairs (equal products), per arch:
@@ -659,9 +666,7 @@ def decide_c5(runs_df: pd.DataFrame, dynamics_df: pd.DataFrame | None,
     for values, g in df.groupby(keys, sort=False):
         name = _label_of(label, keys, values)
         arch = dict(zip(keys, values if isinstance(values, tuple) else (values,)))["arch"]
-        accs = [grp["test_acc"].astype(float).dropna().to_numpy()
-                for _, grp in g.groupby("pair", sort=True)]
-        accs = [a for a in accs if len(a)]
+        accs = _per_pair(g, "test_acc")
         if len(accs) < 2:
             continue
         spread, pooled, means = _spread(accs)
@@ -679,9 +684,7 @@ def decide_c5(runs_df: pd.DataFrame, dynamics_df: pd.DataFrame | None,
             for layer, gl in gd.groupby("layer", sort=False):
                 if not _bool(gl["past_equilibrium"]).all():
                     continue
-                angs = [grp["angle_mean"].astype(float).dropna().to_numpy()
-                        for _, grp in gl.groupby("pair", sort=True)]
-                angs = [a for a in angs if len(a)]
+                angs = _per_pair(gl, "angle_mean")
                 if len(angs) < 2:
                     continue
                 sp, pl, ms = _spread(angs)

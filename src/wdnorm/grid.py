@@ -15,9 +15,9 @@ def slab_members(lr: float, weight_decays: list[float], seeds: list[int],
     return [Member(a, b, int(s)) for s in seeds for a, b in unique]
 
 
-def mimic_members(lr: float, weight_decay: float, seeds: list[int]) -> list[Member]:
-    """The C6 mechanism runs: no weight decay, one per seed, following the reference run
-    (lr, weight_decay, seed) of the main grid."""
+def mimic_members(lr: float, seeds: list[int]) -> list[Member]:
+    """The C6 mechanism runs: no weight decay, one per seed, each following the grid run
+    :func:`mimic_reference` (lr, the mimic weight decay, seed)."""
     return [Member(lr, 0.0, int(s)) for s in seeds]
 
 

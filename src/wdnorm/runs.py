@@ -16,9 +16,6 @@ import torch
 from . import fileio, models
 from .engine import SlabConfig, SlabResult
 
-TRACE_KEYS = ("loss", "sq_norm", "grad_sq_norm", "cos_wg", "angle", "lr")
-
-
 def member_metrics(result: SlabResult, i: int, *, dataset: str, optimiser: str,
                    kind: str = "runs", extra: dict | None = None) -> dict:
     cfg, member = result.cfg, result.members[i]

@@ -58,8 +58,7 @@ def members(optimiser):
 
 
 def mimic_members(optimiser):
-    return grid.mimic_members(config["optimisers"][optimiser]["lr"],
-                              config["mimic"]["weight_decay"], config["seeds"])
+    return grid.mimic_members(config["optimisers"][optimiser]["lr"], config["seeds"])
 
 
 def mimic_references(optimiser):
