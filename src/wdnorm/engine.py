@@ -121,7 +121,10 @@ class StackedOps:
     def __init__(self, params: dict, buffers: dict, training: bool, eps: float,
                  bn_momentum: float, arch: str):
         self.p, self.buffers, self.training = params, buffers, training
-        self.eps, self.bn_momentum, self.is_bn = eps, bn_momentum, arch == "bn"
+        self.eps, self.bn_momentum = eps, bn_momentum
+        self.is_bn = models.archs.get(arch).norm == "batch"
+
+    relu = staticmethod(torch.relu)
 
     def linear(self, h, name):
         w, b = self.p[f"{name}.weight"], self.p[f"{name}.bias"]

@@ -1,4 +1,4 @@
-"""The architecture zoo of DESIGN.md §3, named by formula.
+"""The architecture zoo (``docs/architectures.md``), named by formula.
 
 Every architecture is described once, by :func:`forward`, which is written against a
 small ``ops`` interface (``linear`` and ``norm`` looked up by parameter name). The
@@ -31,6 +31,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from . import archs
 from .archs import (  # noqa: F401  (re-exported: the names every user imports from here)
     ARCHITECTURES, DECAY_SCOPES, FORMULAS, PREDICTED_JOINT_INVARIANT,
     PREDICTED_PER_LAYER_INVARIANT, RESIDUAL, STACKED, check_architecture, check_decay_scope,
@@ -40,38 +41,29 @@ from .archs import (  # noqa: F401  (re-exported: the names every user imports f
 class Ops(Protocol):
     def linear(self, h: torch.Tensor, name: str) -> torch.Tensor: ...
     def norm(self, h: torch.Tensor, name: str) -> torch.Tensor: ...
+    def relu(self, h: torch.Tensor) -> torch.Tensor: ...
 
 
 def n_linear_layers(arch: str, depth: int) -> int:
     """Linear layers in forward order: hidden (or stem + blocks), then the head."""
-    return depth + 1 if arch in STACKED else depth + 2
+    return archs.get(arch).n_linear(depth)
 
 
 def forward(arch: str, depth: int, x: torch.Tensor, ops: Ops) -> torch.Tensor:
-    """The single definition of every architecture's computation."""
-    relu = torch.relu
-    if arch in STACKED:
+    """The single definition of every architecture's computation: the record's block,
+    repeated ``depth`` times (after a linear stem for residual layouts)."""
+    record = archs.get(arch)
+    if record.layout == "stacked":
         h = x
         for i in range(depth):
-            z = ops.linear(h, f"linears.{i}")
-            if arch != "plain":
-                z = ops.norm(z, f"norms.{i}")
-            h = relu(z)
+            h = record.block(h, ops, f"linears.{i}", f"norms.{i}")
     else:
         h = ops.linear(x, "linears.0")
         for i in range(depth):
-            lin, nrm = f"linears.{i + 1}", f"norms.{i}"
-            if arch == "res":
-                h = h + relu(ops.linear(h, lin))
-            elif arch == "postln":
-                h = ops.norm(h + relu(ops.linear(h, lin)), nrm)
-            elif arch == "resln":
-                h = h + ops.norm(relu(ops.linear(h, lin)), nrm)
-            else:  # preln, preln_final
-                h = h + relu(ops.linear(ops.norm(h, nrm), lin))
-        if arch == "preln_final":
-            h = ops.norm(h, "final_norm")
-    return ops.linear(h, f"linears.{n_linear_layers(arch, depth) - 1}")
+            h = record.block(h, ops, f"linears.{i + 1}", f"norms.{i}")
+    if record.final_norm:
+        h = ops.norm(h, "final_norm")
+    return ops.linear(h, f"linears.{record.n_linear(depth) - 1}")
 
 
 class _ModuleOps:
@@ -85,6 +77,8 @@ class _ModuleOps:
 
     def norm(self, h, name):
         return self.module.get_submodule(name)(h)
+
+    relu = staticmethod(torch.relu)
 
 
 class MLP(nn.Module):
@@ -107,16 +101,15 @@ class MLP(nn.Module):
         self.linears = nn.ModuleList(
             [nn.Linear(i, width) for i in ins] + [nn.Linear(width, n_classes)]
         )
-        if arch == "bn":
-            self.norms = nn.ModuleList(
-                nn.BatchNorm1d(width, eps=norm_eps, momentum=bn_momentum)
-                for _ in range(depth))
-        elif arch in ("plain", "res"):
-            self.norms = nn.ModuleList()
-        else:
-            self.norms = nn.ModuleList(nn.LayerNorm(width, eps=norm_eps) for _ in range(depth))
-        if arch == "preln_final":
-            self.final_norm = nn.LayerNorm(width, eps=norm_eps)
+        record = archs.get(arch)
+
+        def make_norm():
+            if record.norm == "batch":
+                return nn.BatchNorm1d(width, eps=norm_eps, momentum=bn_momentum)
+            return nn.LayerNorm(width, eps=norm_eps)
+        self.norms = nn.ModuleList(make_norm() for _ in range(depth if record.norm else 0))
+        if record.final_norm:
+            self.final_norm = make_norm()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return forward(self.arch, self.depth, x, _ModuleOps(self))
@@ -137,7 +130,7 @@ class MLP(nn.Module):
         return decayed_names(self.parameter_groups(), scope)
 
     def hidden_penalty(self) -> torch.Tensor:
-        """sum over hidden linear layers of ||W||^2 + ||b||^2 (the penalty of DESIGN §1)."""
+        """sum over hidden linear layers of ||W||^2 + ||b||^2 (the penalty the article removes)."""
         return sum(lin.weight.square().sum() + lin.bias.square().sum()
                    for lin in self.hidden_linears)
 
@@ -172,13 +165,10 @@ def decayed_names(groups: dict[str, list[str]], scope: str) -> list[str]:
 
 def layer_names(arch: str, depth: int) -> list[str]:
     """Human names of the linear layers in forward order (used in every table)."""
-    n = n_linear_layers(arch, depth)
-    if arch in STACKED:
-        return [f"hidden{i}" for i in range(n - 1)] + ["head"]
-    return ["stem"] + [f"block{i}" for i in range(n - 2)] + ["head"]
+    return archs.get(arch).layer_names(depth)
 
 
 def build_model(arch: str, d_in: int, width: int, depth: int, n_classes: int,
                 **kwargs) -> MLP:
-    """Build one architecture of DESIGN §3 with PyTorch's default initialisation."""
+    """Build one architecture of the registry with PyTorch's default initialisation."""
     return MLP(arch, d_in, width, depth, n_classes, **kwargs)
