@@ -20,7 +20,7 @@ from wdnorm.layout import Layout
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "src" / "wdnorm" / "config.schema.yaml"
 
 CONFIG = {
     "datasets": ["digits"],

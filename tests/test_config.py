@@ -13,7 +13,7 @@ from snakemake.utils import validate
 from wdnorm import grid
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = str(REPO / "src" / "wdnorm" / "config.schema.yaml")
 
 
 @pytest.fixture

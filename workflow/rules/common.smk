@@ -6,7 +6,9 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-validate(config, "../schemas/config.schema.yaml")
+from wdnorm.config import SCHEMA_PATH  # noqa: E402  (the package ships the schema)
+
+validate(config, str(SCHEMA_PATH))
 
 from wdnorm import gpu, grid  # noqa: E402  (after validation: the config is known good)
 from wdnorm.layout import Layout  # noqa: E402
