@@ -1,22 +1,114 @@
-"""Verdicts follow the data: synthetic tables where the predicted effect is present give
-"supported"; flipping the data flips the verdict. Every claim is tested both ways."""
+"""Verdicts follow the data: synthetic tables shaped like the pipeline's (one dataset,
+SGD with momentum, 12 seeds) where the predicted effect is present give "supported";
+planting the opposite flips the verdict. The paired statistics are checked against
+brute force and hand-computed cases."""
 
+import itertools
 import json
 import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from wdnorm import claims, fileio
+from wdnorm.claims import stats
 
-SEEDS = [0, 1, 2]
+SEEDS = list(range(12))
+WD_STAR = 0.01
+GRID = [(0.05, 0.0), (0.05, WD_STAR), (0.05, 0.1)]
 PAIRS = [(0.1, 0.02), (0.05, 0.04), (0.025, 0.08)]
-SETTINGS = {"matched_pairs": [list(p) for p in PAIRS], "mimic": {"weight_decay": 0.01},
-            "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9}},
-            "training": {}}
+ARCHS = ("plain", "ln", "bn", "res")
+SETTINGS = {"optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9}},
+            "matched_pairs": [list(p) for p in PAIRS],
+            "claims": {"weight_decay": WD_STAR, "alpha": 0.05}, "training": {}}
+
+
+def decide(cid, settings=SETTINGS, **tables):
+    return claims.decide(cid, tables, settings)
 
 
 # --------------------------------------------------------------------------- tables
+
+def runs_df(effect=None, pair_shift=None, schedule_shift=None, seeds=SEEDS):
+    """runs.csv: test accuracy 0.80 + a per-seed level (same init, same batches) + ±0.2 pp
+    run noise. ``effect`` adds to the grid runs at λ* (default: WD helps the norm-free
+    nets by 3 pp: a working positive control), ``pair_shift`` to the first matched pair,
+    ``schedule_shift`` to the schedule-only runs (which otherwise follow the WD run).
+    bn's λ* seed 11 diverged (scored 1/n_classes), plain's λ = 0 seed 2 collapsed."""
+    effect = {"plain": 0.03, "res": 0.03, **(effect or {})}
+    pair_shift, schedule_shift = pair_shift or {}, schedule_shift or {}
+    rng = np.random.default_rng(7)
+    level = rng.normal(0, 0.01, len(SEEDS))
+    rows = []
+    for arch in ARCHS:
+        for s in seeds:
+            def add(kind, lr, wd, acc, status="ok", track=np.nan):
+                suffix = "" if kind == "grid" else f"_{kind}"
+                ref = None if kind == "grid" else f"lr{lr:g}_wd{wd:g}_s{s}"
+                rows.append(dict(dataset="d", optimiser="sgdm", arch=arch, kind=kind,
+                                 run_id=f"lr{lr:g}_wd{wd:g}_s{s}{suffix}", reference=ref,
+                                 lr=lr, weight_decay=wd, seed=s, algorithm="sgd",
+                                 momentum=0.9, status=status, steps=1000, n_classes=10,
+                                 test_acc=acc, train_acc=1.0, gen_gap_acc=1.0 - acc,
+                                 is_matched_pair=(lr, wd) in PAIRS, loss_track_steps=track))
+            for lr, wd in GRID + PAIRS:
+                acc = 0.80 + level[s] + rng.normal(0, 0.002)
+                acc += effect.get(arch, 0.0) if wd == WD_STAR else 0.0
+                acc += pair_shift.get(arch, 0.0) if (lr, wd) == PAIRS[0] else 0.0
+                status = ("diverged" if (arch, wd, s) == ("bn", WD_STAR, 11) else
+                          "collapsed" if (arch, wd, s) == ("plain", 0.0, 2) else "ok")
+                add("grid", lr, wd, 0.1 if status == "diverged" else acc, status)
+                if wd == WD_STAR:
+                    star = rows[-1]["test_acc"]
+            invariant = arch in ("ln", "bn")
+            add("schedule", 0.05, WD_STAR,
+                star + schedule_shift.get(arch, 0.0) + rng.normal(0, 0.002))
+            add("exact", 0.05, WD_STAR, star + rng.normal(0, 0.002),
+                track=1000 if invariant else 3)
+            add("mimic", 0.05, WD_STAR, 0.1 if s == 3 else star + rng.normal(0, 0.002),
+                status="diverged" if s == 3 else "ok")
+    return pd.DataFrame(rows)
+
+
+def probe_df(ln_tracks=True, plain_tracks=False):
+    """equivalence_probe.csv: the float64 exact equivalent tracks the invariant archs
+    (loss difference 1e-13 over all 400 steps), not the norm-free ones."""
+    rows = []
+    for arch in ARCHS:
+        invariant = arch in ("ln", "bn")
+        tracks = {"ln": ln_tracks, "plain": plain_tracks}.get(arch, invariant)
+        rows.append(dict(dataset="d", arch=arch, variant="exact", invariant=invariant,
+                         dtype="float64", steps=400, tol=1e-8,
+                         max_rel_loss_diff=1e-13 if tracks else 0.3,
+                         steps_within_tol=400 if tracks else 2, tracks=tracks))
+        rows.append(dict(rows[-1], variant="schedule", tracks=False, steps_within_tol=40,
+                         max_rel_loss_diff=1e-3))
+    return pd.DataFrame(rows)
+
+
+def dynamics_df(ratio=1.0, reached=True):
+    """dynamics.csv (grid runs, per layer): ln's hidden layers are predicted invariant;
+    equilibrium is reached at λ = 0.1 only (at λ* the run is too short)."""
+    rows = []
+    rng = np.random.default_rng(1)
+    for arch in ("ln", "plain"):
+        for s in SEEDS[:3]:
+            for lr, wd in GRID:
+                for i, layer in enumerate(("hidden0", "hidden1", "head")):
+                    inv = arch == "ln" and layer != "head"
+                    r = ratio * (1 + 0.02 * rng.standard_normal()) if inv else 0.6
+                    at_eq = bool(reached and wd == 0.1)
+                    rows.append(dict(dataset="d", optimiser="sgdm", arch=arch, kind="grid",
+                                     run_id=f"lr{lr:g}_wd{wd:g}_s{s}", lr=lr, weight_decay=wd,
+                                     seed=s, status="ok", layer=layer, layer_index=i,
+                                     is_head=layer == "head", predicted_invariant=inv,
+                                     decayed=layer != "head", steps=1500,
+                                     window_steps=500 if at_eq else 0,
+                                     equilibrium_reached=at_eq,
+                                     angle_ratio=r if wd and layer != "head" else np.nan))
+    return pd.DataFrame(rows)
+
 
 def symmetry_df():
     rows = []
@@ -26,36 +118,26 @@ def symmetry_df():
                 rows.append(dict(dataset="d", arch=arch, layer=layer, layer_index=index,
                                  transform="joint" if index < 0 else "layer", scale=scale,
                                  mode="eval", rel_change=rel, predicted_invariant=pred,
-                                 invariant=rel < 1e-5, matches_prediction=True,
-                                 rel_change_model_eps=1e-3 if pred else rel,
-                                 invariant_model_eps=False, norm_eps=1e-5, tol=1e-5))
+                                 rel_change_model_eps=1e-3 if pred else rel))
     return pd.DataFrame(rows)
 
 
 def floor_df():
-    return pd.DataFrame([dict(dataset="d", arch="ln", layer="hidden0", layer_index=0,
-                              dtype=dt, floor=0.7, grid_floor=1.0, reached_grid_end=False,
-                              norm_eps=1e-5, a_eps=0.006, first_order_floor=0.9)
+    return pd.DataFrame([dict(dataset="d", arch="ln", layer="hidden0", dtype=dt, floor=0.7)
                          for dt in ("float32", "float64")])
 
 
 def penalty_df(practical=0.5):
     rows = []
-    for s in SEEDS:
+    for s in SEEDS[:3]:
         base = dict(dataset="d", optimiser="sgdm", run_id=f"r{s}", weight_decay=0.01, seed=s,
-                    status="ok", penalty_before=10.0, loss_before=0.1,
-                    total_penalty_before=50.0)
+                    status="ok", penalty_before=10.0, total_penalty_before=50.0)
         rows.append(dict(base, arch="ln", method="invariant_shrink", group_kind="layer",
-                         penalty_after=10 * practical, ratio=practical,
-                         scale=math.sqrt(practical), loss_after=0.10001, rel_loss_change=1e-4,
-                         eps_limited=True, total_penalty_after=40 + 10 * practical,
+                         ratio=practical, scale=math.sqrt(practical), eps_limited=True,
                          total_ratio=(40 + 10 * practical) / 50, ratio_eps0=1e-24,
-                         scale_eps0=1e-12, group_ratio_eps0=1e-24,
-                         rel_loss_change_eps0=1e-6))
-        rows.append(dict(base, arch="plain", method="relu_rebalance", penalty_after=6.0,
-                         ratio=0.6, scale=np.nan, loss_after=0.1, rel_loss_change=1e-7,
-                         eps_limited=False, total_penalty_after=40.0, total_ratio=0.8,
-                         ratio_eps0=0.6, rel_loss_change_eps0=1e-7))
+                         scale_eps0=1e-12, group_ratio_eps0=1e-24, rel_loss_change_eps0=1e-6))
+        rows.append(dict(base, arch="plain", method="relu_rebalance", ratio=0.6, scale=np.nan,
+                         eps_limited=False, total_ratio=0.8, ratio_eps0=0.6))
     rows.append(dict(rows[0], run_id="bad", seed=9, status="diverged", ratio_eps0=np.nan,
                      ratio=np.nan))
     return pd.DataFrame(rows)
@@ -66,239 +148,271 @@ def gi_df():
     for arch, layers in (("ln", [("hidden0", True, False), ("hidden1", True, False),
                                  ("head", False, True), ("joint", True, False)]),
                          ("plain", [("hidden0", False, False), ("head", False, True)])):
-        for i, (layer, pred, head) in enumerate(layers):
-            rows.append(dict(dataset="d", arch=arch, layer=layer, layer_index=i,
-                             is_head=head, predicted_invariant=pred, steps=300, lr=0.05,
-                             cos_abs_max=1e-8 if pred else 0.7, cos_abs_mean=1e-9 if pred else 0.5,
-                             identity_rel_err=0.01 if pred else 300.0,
-                             identity_rel_err_total=1e-6 if pred else 150.0,
-                             norm_growth=1.02, status="ok",
+        for layer, pred, head in layers:
+            rows.append(dict(dataset="d", arch=arch, layer=layer, is_head=head,
+                             predicted_invariant=pred, steps=300, status="ok",
+                             cos_abs_max=1e-8 if pred else 0.7,
+                             identity_rel_err_total=1e-6 if pred else 150.0, norm_growth=1.02,
                              cos_abs_max_model_eps=5e-5 if pred else 0.7,
                              identity_rel_err_total_model_eps=0.015 if pred else 150.0))
     return pd.DataFrame(rows)
 
 
-def dynamics_df(ratio=1.0, past=True, seed_noise=0.02):
-    rows = []
-    rng = np.random.default_rng(1)
-    for arch in ("ln", "plain"):
-        for s in SEEDS:
-            for lr, wd in [(0.05, 0.0), (0.05, 0.01), (0.05, 0.1)] + list(PAIRS):
-                pred = math.sqrt(2 * lr * wd / 1.9) if wd else np.nan
-                for i, layer in enumerate(("hidden0", "hidden1", "head")):
-                    inv = arch == "ln" and layer != "head"
-                    r = ratio * (1 + seed_noise * rng.standard_normal()) if inv else 0.6
-                    rows.append(dict(dataset="d", optimiser="sgdm", arch=arch, kind="runs",
-                                     run_id=f"lr{lr:g}_wd{wd:g}_s{s}", lr=lr, weight_decay=wd,
-                                     seed=s, status="ok", layer=layer, layer_index=i,
-                                     is_head=layer == "head", predicted_invariant=inv,
-                                     decayed=layer != "head", steps=1500,
-                                     past_equilibrium=bool(past and wd > 0),
-                                     angle_pred=pred, angle_mean=pred * r if wd else 1e-3,
-                                     angle_ratio=r if wd and layer != "head" else np.nan))
-    return pd.DataFrame(rows)
+def good_tables():
+    return {"symmetry": symmetry_df(), "epsilon_floor": floor_df(), "penalty": penalty_df(),
+            "gradient_identity": gi_df(), "dynamics": dynamics_df(), "runs": runs_df(),
+            "equivalence_probe": probe_df()}
 
 
-def runs_df(ln_wd_shift=0.0, ln_pair_shift=0.0, mimic_shift=0.0, plain_pair_shift=0.05):
-    """test_acc: 0.95 + seed noise (±0.002); shifts add to ln's λ = 0.01 runs, to ln's
-    first matched pair, to the mimic runs (relative to the decay run they follow), and to
-    plain's first matched pair."""
-    noise = {0: -0.002, 1: 0.0, 2: 0.002}
-    rows = []
-    for arch in ("ln", "bn", "plain", "res"):
-        for s in SEEDS:
-            points = [(0.05, 0.0), (0.05, 0.01), (0.05, 0.1)] + list(PAIRS)
-            for lr, wd in points:
-                acc = 0.95 + noise[s]
-                if arch == "ln" and wd == 0.01:
-                    acc += ln_wd_shift
-                if (lr, wd) == PAIRS[0]:
-                    acc += ln_pair_shift if arch == "ln" else plain_pair_shift if arch == "plain" else 0
-                rows.append(dict(dataset="d", optimiser="sgdm", arch=arch, kind="runs",
-                                 run_id=f"lr{lr:g}_wd{wd:g}_s{s}", lr=lr, weight_decay=wd,
-                                 seed=s, status="ok", test_acc=acc, train_acc=1.0,
-                                 gen_gap_acc=1.0 - acc, is_matched_pair=(lr, wd) in PAIRS,
-                                 mimic_reference=None))
-            ref = [r for r in rows if r["arch"] == arch and r["seed"] == s
-                   and r["weight_decay"] == 0.01][0]
-            rows.append(dict(ref, kind="mimic", run_id=f"lr0.05_wd0_s{s}", weight_decay=0.0,
-                             test_acc=ref["test_acc"] + mimic_shift,
-                             gen_gap_acc=1.0 - ref["test_acc"] - mimic_shift,
-                             is_matched_pair=False, mimic_reference=ref["run_id"]))
-    rows.append(dict(rows[0], run_id="diverged", seed=7, status="diverged", test_acc=np.nan))
-    return pd.DataFrame(rows)
+# --------------------------------------------------------------------------- stats
+
+def test_holm_on_a_hand_computed_family():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, (0.04 -> 0.06)
+    adj = stats.holm([0.01, 0.04, 0.03, 0.005, float("nan")])
+    assert adj[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert math.isnan(adj[4])
+    assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])      # capped at 1
 
 
-# --------------------------------------------------------------------------- C1
+def brute_null(n):
+    """P(T+ = t) by enumerating the 2^n sign patterns of ranks 1..n."""
+    sums = [sum(r for r, plus in zip(range(1, n + 1), signs) if plus)
+            for signs in itertools.product((0, 1), repeat=n)]
+    return np.bincount(sums) / 2 ** n
 
-def test_c1_supported_then_refuted_then_inconclusive():
-    c = claims.decide_c1(symmetry_df(), floor_df())
+
+def test_hodges_lehmann_and_its_ci_against_brute_force_inversion():
+    d = np.random.default_rng(3).normal(0.01, 0.02, 9)
+    est, lo, hi = stats.hodges_lehmann(d, 0.95)
+    walsh = [(a + b) / 2 for a, b in itertools.combinations_with_replacement(d, 2)]
+    assert est == pytest.approx(np.median(walsh))
+    pmf = brute_null(9)
+    cdf, sf = np.cumsum(pmf), np.cumsum(pmf[::-1])[::-1]
+
+    def accepted(theta):  # two-sided exact signed-rank test of d − θ at 5%
+        x = d - theta
+        ranks = np.argsort(np.argsort(np.abs(x))) + 1
+        t = int(ranks[x > 0].sum())
+        return cdf[t] > 0.025 and sf[t] > 0.025
+    w = np.sort(walsh)
+    for theta in np.concatenate([(w[1:] + w[:-1]) / 2, [w[0] - 1, w[-1] + 1]]):
+        assert accepted(theta) == (lo < theta < hi), theta
+    assert stats.hodges_lehmann(d[:5], 0.95)[1:] == (-math.inf, math.inf)  # n too small
+
+
+def test_signed_rank_null_matches_enumeration():
+    assert np.allclose(stats.signed_rank_cdf(10), np.cumsum(brute_null(10)))
+
+
+def test_tost_on_known_cases():
+    inside = np.linspace(-0.004, 0.005, 10)
+    assert stats.tost(inside, 0.02)["p"] == pytest.approx(0.5 ** 10)
+    assert stats.tost(np.full(10, 0.03), 0.02)["p"] == pytest.approx(1.0)
+    # one difference beyond +margin among ten: the upper test's T+ is rank 10
+    d = np.array([0.001] * 9 + [0.05])
+    count = sum(1 for k in range(11) for sub in itertools.combinations(range(1, 11), k)
+                if sum(sub) <= 10)
+    assert stats.tost(d, 0.02)["p_upper"] == pytest.approx(count / 1024)
+
+
+def test_paired_effect_fields():
+    d = np.array([0.02, 0.03, 0.01, 0.04, 0.02, 0.05, 0.03, 0.01, 0.02, 0.03])
+    e = stats.paired_effect(d, 0.05)
+    assert e["rank_biserial"] == 1.0 and e["p_greater"] == pytest.approx(0.5 ** 10)
+    assert e["ci_low"] > 0 and e["lower_bound_one_sided"] >= e["ci_low"]
+    assert e["mean"] == pytest.approx(0.026)
+    assert stats.paired_effect(-d, 0.05)["rank_biserial"] == -1.0
+
+
+# --------------------------------------------------------------------------- C1-C3
+
+def test_c1_both_ways():
+    c = decide("C1", symmetry=symmetry_df(), epsilon_floor=floor_df())
     assert c["verdict"] == "supported"
     assert c["measured"]["per_arch"]["ln"]["predicted_invariant"] == 6
     assert c["measured"]["epsilon_floor_float32"]["ln"]["hidden0"] == 0.7
     bad = symmetry_df()
     bad.loc[0, "rel_change"] = 0.3              # an ln layer that is not invariant after all
-    c = claims.decide_c1(bad, floor_df())
-    assert c["verdict"] == "refuted" and c["measured"]["n_mismatched"] == 1
-    assert c["measured"]["mismatched_cells"][0]["arch"] == "ln"
+    c = decide("C1", symmetry=bad)
+    assert c["verdict"] == "refuted" and c["measured"]["mismatched_cells"][0]["arch"] == "ln"
     grey = symmetry_df()
     grey.loc[grey["arch"] == "plain", "rel_change"] = 1e-3
-    assert claims.decide_c1(grey)["verdict"] == "inconclusive"
-    assert claims.decide_c1(pd.DataFrame())["verdict"] == "inconclusive"
+    assert decide("C1", symmetry=grey)["verdict"] == "inconclusive"
+    assert decide("C1")["verdict"] == "inconclusive"
 
 
-# --------------------------------------------------------------------------- C2
-
-def test_c2_supported_and_honest_about_the_eps_floor():
-    c = claims.decide_c2(penalty_df(practical=0.5), floor_df())
-    assert c["verdict"] == "supported"
-    ln = c["measured"]["invariant_archs"]["ln"]
-    assert ln["runs"] == 3 and ln["practical_far_from_zero"] and ln["ideal_ratio_max"] < 1e-20
-    assert "far from 0" in c["summary"]
-    near = claims.decide_c2(penalty_df(practical=1e-6))
-    assert near["verdict"] == "supported" and "far from 0" not in near["summary"]
-
-
-def test_c2_judges_the_invariant_groups_not_the_whole_hidden_penalty():
-    # resln-like: the groups vanish, a non-invariant stem keeps 40% of the hidden penalty
+def test_c2_both_ways_and_honest_about_the_eps_floor():
+    c = decide("C2", penalty=penalty_df(practical=0.5))
+    assert c["verdict"] == "supported" and "far from 0" in c["summary"]
+    assert c["measured"]["invariant_archs"]["ln"]["runs"] == 3      # the diverged run is out
+    assert "far from 0" not in decide("C2", penalty=penalty_df(practical=1e-6))["summary"]
     p = penalty_df()
-    p.loc[p["arch"] == "ln", "ratio_eps0"] = 0.4
-    c = claims.decide_c2(p)
-    assert c["verdict"] == "supported" and "stem" in c["summary"]
-    assert c["measured"]["invariant_archs"]["ln"]["ideal_hidden_ratio_median"] == 0.4
-
-
-def test_c2_refuted_when_the_ideal_penalty_stays_or_a_plain_one_vanishes():
-    p = penalty_df()
-    p.loc[p["arch"] == "ln", ["ratio_eps0", "group_ratio_eps0"]] = 0.5
-    assert claims.decide_c2(p)["verdict"] == "refuted"
+    p.loc[p["arch"] == "ln", "group_ratio_eps0"] = 0.5
+    assert decide("C2", penalty=p)["verdict"] == "refuted"
     p = penalty_df()
     p.loc[p["arch"] == "plain", "total_ratio"] = 1e-6
-    c = claims.decide_c2(p)
+    c = decide("C2", penalty=p)
     assert c["verdict"] == "refuted" and "plain" in c["summary"]
-    assert claims.decide_c2(penalty_df().query("arch == 'plain'"))["verdict"] == "inconclusive"
+    assert decide("C2", penalty=penalty_df().query("arch == 'plain'"))["verdict"] == "inconclusive"
 
-
-# --------------------------------------------------------------------------- C3
 
 def test_c3_both_ways():
-    c = claims.decide_c3(gi_df())
+    c = decide("C3", gradient_identity=gi_df())
     assert c["verdict"] == "supported"
-    assert c["measured"]["plain_head_cos_abs_max"] == 0.7
+    assert c["measured"]["contrast_heads"]["plain"]["cos_abs_max"] == 0.7
     bad = gi_df()
     bad.loc[(bad["arch"] == "ln") & (bad["layer"] == "hidden1"), "cos_abs_max"] = 0.1
-    c = claims.decide_c3(bad)
+    c = decide("C3", gradient_identity=bad)
     assert c["verdict"] == "refuted" and c["measured"]["failing"][0]["layer"] == "hidden1"
-    bad = gi_df()
-    bad.loc[bad["arch"] == "ln", "identity_rel_err_total"] = 0.05
-    assert claims.decide_c3(bad)["verdict"] == "refuted"
     flat = gi_df()
     flat.loc[~flat["predicted_invariant"], "cos_abs_max"] = 1e-4   # no contrast anywhere
-    assert claims.decide_c3(flat)["verdict"] == "inconclusive"
+    assert decide("C3", gradient_identity=flat)["verdict"] == "inconclusive"
 
 
 # --------------------------------------------------------------------------- C4
 
-def test_c4_both_ways():
-    c = claims.decide_c4(dynamics_df(ratio=1.0))
-    assert c["verdict"] == "supported"
-    ln = c["measured"]["per_arch"]["ln"]
-    assert ln["fraction_within"] > 0.9 and "plain" not in c["measured"]["per_arch"]
-    assert claims.decide_c4(dynamics_df(ratio=1.5))["verdict"] == "refuted"
-    assert claims.decide_c4(dynamics_df(ratio=0.8))["verdict"] == "refuted"
-    c = claims.decide_c4(dynamics_df(ratio=1.0, past=False))
-    assert c["verdict"] == "inconclusive" and c["n"]["rows"] == 0
+def test_c4_both_ways_and_equilibrium_reported_per_lambda():
+    c = decide("C4", dynamics=dynamics_df(ratio=1.0))
+    assert c["verdict"] == "supported" and list(c["measured"]["per_arch"]) == ["ln"]
+    assert c["measured"]["per_arch"]["ln"]["rows"] == 6            # 3 runs x 2 layers at λ=0.1
+    eq = c["measured"]["equilibrium_by_weight_decay"]["ln"]
+    assert (eq["0.01"]["runs_reached"], eq["0.1"]["runs_reached"]) == (0, 3)
+    assert "λ = 0.01, runs at equilibrium: ln 0/3" in c["summary"]
+    assert decide("C4", dynamics=dynamics_df(ratio=1.5))["verdict"] == "refuted"
+    assert decide("C4", dynamics=dynamics_df(ratio=0.8))["verdict"] == "refuted"
+    assert decide("C4", dynamics=dynamics_df(reached=False))["verdict"] == "inconclusive"
+    loose = dict(SETTINGS, tolerances={"c4_rel": 0.6})
+    assert decide("C4", loose, dynamics=dynamics_df(ratio=1.5))["verdict"] == "supported"
 
 
 # --------------------------------------------------------------------------- C5
 
-def test_c5_both_ways():
-    c = claims.decide_c5(runs_df(), dynamics_df(), PAIRS, SETTINGS)
+def test_c5_equivalence_both_ways():
+    c = decide("C5", runs=runs_df())
     assert c["verdict"] == "supported"
     ln = c["measured"]["per_arch"]["ln"]
-    assert ln["pairs"] == 3 and ln["accuracy_consistent"] and ln["angle_consistent"]
-    assert c["measured"]["plain_consistent"] == {"plain": False}     # the contrast
-    c = claims.decide_c5(runs_df(ln_pair_shift=0.05), dynamics_df(), PAIRS, SETTINGS)
-    assert c["verdict"] == "refuted" and not c["measured"]["per_arch"]["ln"]["consistent"]
-    # angles that differ across pairs refute as well
-    dyn = dynamics_df()
-    first = (dyn["lr"] == PAIRS[0][0]) & (dyn["weight_decay"] == PAIRS[0][1])
-    dyn.loc[first & (dyn["arch"] == "ln"), "angle_mean"] *= 1.6
-    c = claims.decide_c5(runs_df(), dyn, PAIRS, SETTINGS)
-    assert c["verdict"] == "refuted" and c["measured"]["per_arch"]["ln"]["angle_consistent"] is False
-    assert claims.decide_c5(runs_df(), None, [], SETTINGS)["verdict"] in ("supported", "refuted")
-    only_one = runs_df().query("not (lr == 0.1 or lr == 0.025)")
-    assert claims.decide_c5(only_one, None, PAIRS)["verdict"] == "inconclusive"
+    assert ln["equivalent"] and len(ln["comparisons"]) == 2 and ln["comparisons"][0]["n"] == 12
+    c = decide("C5", runs=runs_df(pair_shift={"plain": 0.05}))
+    assert c["verdict"] == "supported"                               # the contrast differs
+    assert not c["measured"]["per_arch"]["plain"]["equivalent"]
+    c = decide("C5", runs=runs_df(pair_shift={"ln": 0.05}))
+    assert c["verdict"] == "refuted" and c["measured"]["per_arch"]["ln"]["different"]
+    small = decide("C5", runs=runs_df(seeds=SEEDS[:4]))
+    assert small["verdict"] == "inconclusive" and "fewer than 5" in small["summary"]
+    no_inv = decide("C5", runs=runs_df().query("arch in ['plain', 'res']"))
+    assert no_inv["verdict"] == "inconclusive"
 
 
 # --------------------------------------------------------------------------- C6
 
-def test_c6_supported_when_wd_does_nothing_and_mimic_reproduces():
-    c = claims.decide_c6(runs_df(), SETTINGS)
+def test_c6_supported_with_a_positive_control_and_no_ln_bn_improvement():
+    c = decide("C6", runs=runs_df())
     assert c["verdict"] == "supported"
-    e = c["measured"]["per_arch"]["ln"]["effects"]["0.01"]["test_acc"]
-    assert abs(e["mean"]) < 1e-12 and e["n_seeds"] == 3 and e["ci_low"] <= 0 <= e["ci_high"]
-    m = c["measured"]["mechanism"]["ln"]
-    assert m["reproduces"] and not m["lr_schedule"]     # nothing to explain
-    assert "res" in c["measured"]["per_arch"]           # residual contrast reported
+    m = c["measured"]
+    assert m["per_setting"]["d/sgdm"]["positive_controls"] == ["plain", "res"]
+    plain, bn = m["per_arch"]["plain"], m["per_arch"]["bn"]
+    acc = plain["test_acc"]
+    assert acc["improves"] and acc["hl"] == pytest.approx(0.03, abs=0.005)
+    # Holm across the four architectures: plain and res tie at the smallest raw p
+    assert acc["p_improves_holm"] == pytest.approx(4 * acc["p_improves"])
+    assert plain["gen_gap_acc"]["improves"]                          # the gap shrinks
+    assert bn["arms"]["weight_decay"]["diverged"] == 1 and bn["n_pairs"] == 12  # kept
+    assert plain["arms"]["no_weight_decay"]["collapsed"] == 1
+    assert bn["test_acc"]["upper_bound_one_sided"] < 0.01
 
 
-def test_c6_refuted_when_wd_moves_ln_beyond_noise():
-    c = claims.decide_c6(runs_df(ln_wd_shift=0.05), SETTINGS)
+def test_c6_refuted_when_wd_improves_ln():
+    c = decide("C6", runs=runs_df(effect={"ln": 0.03}))
     assert c["verdict"] == "refuted"
-    assert c["measured"]["beyond_noise_at_headline"] == ["ln@λ=0.01"]
-    m = c["measured"]["mechanism"]["ln"]
-    assert m["reproduces"] and m["lr_schedule"]          # the mimic carries the effect
-    assert "LR schedule" in c["summary"]
-    # same effect, but the mimic does not follow: WD is not (only) an LR schedule here
-    c = claims.decide_c6(runs_df(ln_wd_shift=0.05, mimic_shift=-0.05), SETTINGS)
-    assert c["verdict"] == "refuted"
-    assert not c["measured"]["mechanism"]["ln"]["reproduces"]
-    assert "does not reproduce" in c["summary"]
+    assert c["measured"]["per_setting"]["d/sgdm"]["headline_improved"] == ["ln"]
 
 
-def test_c6_small_but_consistent_differences_stay_within_the_margin():
-    c = claims.decide_c6(runs_df(ln_wd_shift=0.004), SETTINGS)
-    e = c["measured"]["per_arch"]["ln"]["effects"]["0.01"]["test_acc"]
-    assert e["ci_excludes_zero"] and not e["beyond_noise"]
+def test_c6_inconclusive_without_a_positive_control_or_seeds():
+    c = decide("C6", runs=runs_df(effect={"plain": 0.0, "res": 0.0}))
+    assert c["verdict"] == "inconclusive" and "no positive control" in c["summary"]
+    assert not c["measured"]["positive_control_succeeded"]
+    assert decide("C6", runs=runs_df(seeds=SEEDS[:6]))["verdict"] == "inconclusive"
+    # an effect inside the noise of 1 pp cannot be shown below the margin
+    wide = decide("C6", dict(SETTINGS, tolerances={"c6_margin": 0.0001}), runs=runs_df())
+    assert wide["verdict"] == "inconclusive"
+
+
+def test_c6_harm_changes_but_does_not_refute():
+    c = decide("C6", runs=runs_df(effect={"ln": -0.03}))
+    ln = c["measured"]["per_arch"]["ln"]["test_acc"]
+    assert ln["changes"] and not ln["improves"]
+    assert c["verdict"] == "supported" and "ln: changes, does not improve" in c["summary"]
+
+
+# --------------------------------------------------------------------------- C7
+
+def test_c7_supported_when_exact_tracks_and_schedule_is_equivalent():
+    c = decide("C7", runs=runs_df(effect={"ln": 0.03}), equivalence_probe=probe_df())
     assert c["verdict"] == "supported"
+    m = c["measured"]
+    assert m["probe"]["holds"]
+    ln = m["slabs"]["ln"]
+    assert ln["schedule_minus_wd"]["equivalent"] and ln["schedule_minus_wd"]["n"] == 12
+    assert ln["share_explained"]["share"] == pytest.approx(1.0, abs=0.1)   # WD acts via LR
+    assert ln["share_explained"]["ci_low"] < 1.0 < ln["share_explained"]["ci_high"]
+    assert m["slabs"]["bn"]["share_explained"]["share"] is None     # no WD effect to explain
+    assert ln["mimic_minus_wd"]["divergence_rate"] == pytest.approx(1 / 12)
+    assert m["float32_tracking"]["ln"]["exact"]["loss_track_steps_median"] == 1000
 
 
-def test_c6_inconclusive_without_seeds_or_targets():
-    one_seed = runs_df().query("seed == 0")
-    assert claims.decide_c6(one_seed, SETTINGS)["verdict"] == "inconclusive"
-    no_targets = runs_df().query("arch not in ['ln', 'bn']")
-    assert claims.decide_c6(no_targets, SETTINGS)["verdict"] == "inconclusive"
+def test_c7_refuted_by_the_probe_either_way_or_by_the_schedule():
+    runs = runs_df()
+    c = decide("C7", runs=runs, equivalence_probe=probe_df(ln_tracks=False))
+    assert c["verdict"] == "refuted" and c["measured"]["probe"]["invariant_failing"] == ["ln"]
+    c = decide("C7", runs=runs, equivalence_probe=probe_df(plain_tracks=True))
+    assert c["verdict"] == "refuted" and c["measured"]["probe"]["contrast_tracking"] == ["plain"]
+    c = decide("C7", runs=runs_df(schedule_shift={"ln": -0.05}), equivalence_probe=probe_df())
+    assert c["verdict"] == "refuted"
+    assert c["measured"]["slabs"]["ln"]["schedule_minus_wd"]["different"]
+    assert decide("C7", runs=runs)["verdict"] == "inconclusive"     # no probe
 
 
-def test_bootstrap_ci():
-    lo, hi = claims.bootstrap_ci([0.01, 0.02, 0.03])
-    assert 0.01 <= lo < 0.02 < hi <= 0.03
-    assert (lo, hi) == claims.bootstrap_ci([0.01, 0.02, 0.03])      # fixed seed
-    assert all(math.isnan(v) for v in claims.bootstrap_ci([0.5]))
+def test_c7_not_applicable_without_sgd():
+    adam = dict(SETTINGS, optimisers={"sgdm": {"algorithm": "adamw", "lr": 0.05}})
+    c = decide("C7", adam, runs=runs_df(), equivalence_probe=probe_df())
+    assert c["verdict"] == "inconclusive" and c["measured"]["not_applicable"]
+    assert "no exact equivalent exists for Adam/AdamW" in c["summary"]
+    assert c["measured"]["slabs"] == {}
 
 
 # --------------------------------------------------------------------------- all
 
+def test_registry():
+    assert list(claims.REGISTRY) == [f"C{i}" for i in range(1, 8)]
+    used = {t for claim in claims.REGISTRY.values() for t in claim.tables}
+    assert set(claims.TABLE_NAMES) == used and "equivalence_probe" in used
+    assert "penalty_curve" not in used                                # a figure's table only
+
+
+def test_tolerance_overrides_from_the_config():
+    config = dict(SETTINGS, claims={"weight_decay": WD_STAR, "alpha": 0.05,
+                                    "tolerances": {"c4_rel": 0.6}}, seeds=SEEDS)
+    settings = claims.settings_from_config(config)
+    assert set(settings) == {"optimisers", "matched_pairs", "claims", "training"}
+    assert decide("C4", settings, dynamics=dynamics_df(ratio=1.5))["verdict"] == "supported"
+    out = claims.decide_all({"dynamics": dynamics_df(ratio=1.5)}, settings)
+    assert out["tolerances"]["c4_rel"] == 0.6 and out["verdicts"]["C4"] == "supported"
+
+
 def test_decide_all_write_and_render(tmp_path):
-    tables = {"symmetry": symmetry_df(), "epsilon_floor": floor_df(), "penalty": penalty_df(),
-              "gradient_identity": gi_df(), "dynamics": dynamics_df(), "runs": runs_df()}
+    tables = good_tables()
     for name, df in tables.items():
         fileio.write_csv(tmp_path / "tables" / f"{name}.csv", df)
     loaded = claims.load_tables(tmp_path / "tables")
     assert set(loaded) == set(tables)
     out = claims.decide_all(loaded, SETTINGS)
-    assert out["verdicts"] == {f"C{i}": "supported" for i in range(1, 7)}
+    assert out["verdicts"] == {f"C{i}": "supported" for i in range(1, 8)}
     for name in tables:
-        assert out["inputs"][name]["sha256"] == fileio.sha256_file(tmp_path / "tables" / f"{name}.csv")
-    assert out["naming"]["postln"]["article"] == "pre-norm"
-    assert out["naming"]["resln"]["article"] == "post-norm"
-    for c in out["claims"]:
-        assert c["verdict"] in claims.VERDICTS
-        for key in ("id", "title", "prediction_article", "prediction_literature", "measured",
-                    "tolerance", "n", "table", "figure", "summary"):
-            assert key in c
-        assert c["figure"].startswith("figures/") and c["table"].startswith("tables/")
+        path = tmp_path / "tables" / f"{name}.csv"
+        assert out["inputs"][name]["sha256"] == fileio.sha256_file(path)
+    assert out["naming"]["postln"]["article_name"] == "pre-norm"
+    assert out["answer"]["verdict"] == "supported" and "plain" in out["answer"]["text"]
+    assert set(out["answer"]["key_numbers"]["headline"]) == {"ln", "bn"}
     claims.write_claims(out, tmp_path / "claims.json", tmp_path / "CLAIMS.md")
 
     def no_nan(token):
@@ -306,11 +420,18 @@ def test_decide_all_write_and_render(tmp_path):
     again = json.loads((tmp_path / "claims.json").read_text(), parse_constant=no_nan)
     assert again["verdicts"] == out["verdicts"]
     md = (tmp_path / "CLAIMS.md").read_text()
-    assert md.count("**supported**") == 6 and "| claim | article's prediction" in md
-    assert "pre-norm" in md and "## C6" in md
-    # flipping one table flips its verdict in the whole report
-    loaded["runs"] = runs_df(ln_wd_shift=0.05)
-    assert claims.decide_all(loaded, SETTINGS)["verdicts"]["C6"] == "refuted"
-    # empty inputs: every claim inconclusive, nothing raises
-    empty = claims.decide_all({}, {})
-    assert set(empty["verdicts"].values()) == {"inconclusive"}
+    assert md.index("Supported on this data") < md.index("| claim | verdict | test |")
+    assert md.count("**supported**") == 8 and "## C7" in md      # answer + 7 rows
+    loaded["runs"] = runs_df(effect={"ln": 0.03})
+    flipped = claims.decide_all(loaded, SETTINGS)
+    assert flipped["verdicts"]["C6"] == "refuted" and flipped["answer"]["verdict"] == "refuted"
+    assert set(claims.decide_all({}, {})["verdicts"].values()) == {"inconclusive"}
+
+
+def test_statistical_claims_state_their_margin():
+    out = claims.decide_all(good_tables(), SETTINGS)
+    margins = {x["id"]: x.get("margin") for x in out["claims"]}
+    assert margins == {"C1": None, "C2": None, "C3": None, "C4": None, "C5": 0.02,
+                       "C6": 0.01, "C7": 0.01}
+    for x in out["claims"]:
+        assert x["test"] and x["n"] and x["rule"] and x["summary"], x["id"]

@@ -1,19 +1,20 @@
-"""Bad config fails at load time with the key, the value and what is allowed."""
+"""Bad config fails at load time with the key, the value and what is allowed; the
+schema (package data) is the one source of defaults, and snakemake fills the same ones."""
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+from snakemake.utils import validate as snakemake_validate
 
-from wdnorm import grid
+from wdnorm import config as config_schema
+from wdnorm import archs, grid
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = str(REPO / "src" / "wdnorm" / "config.schema.yaml")
 
 
 @pytest.fixture
@@ -22,8 +23,7 @@ def config():
 
 
 def check(config):
-    validate(config, SCHEMA)
-    grid.check_config(config)
+    grid.check_config(config_schema.validate(config))
 
 
 def test_default_config_is_valid(config):
@@ -31,7 +31,7 @@ def test_default_config_is_valid(config):
 
 
 def _fails(config, *needles):
-    with pytest.raises((WorkflowError, ValueError)) as info:
+    with pytest.raises(ValueError) as info:
         check(config)
     message = str(info.value)
     for needle in needles:
@@ -77,14 +77,45 @@ def test_wrong_type(config):
     _fails(config, "'large'", "batch_size", "integer")
 
 
-def test_mimic_weight_decay_must_be_in_grid(config):
-    config["mimic"]["weight_decay"] = 0.5
-    _fails(config, "mimic.weight_decay=0.5", "weight_decays")
+def test_claims_weight_decay_must_be_in_grid(config):
+    config["claims"] = {**config.get("claims", {}), "weight_decay": 0.5}
+    _fails(config, "claims.weight_decay", "0.5", "weight_decays")
+
+
+def test_matched_pairs_must_share_one_product(config):
+    config["matched_pairs"] = [[0.1, 0.02], [0.05, 0.02]]
+    _fails(config, "matched_pairs", "product")
+
+
+def test_defaults_are_the_ones_snakemake_fills():
+    """wdnorm.config.with_defaults (used by the audit, the benchmarks) fills exactly what
+    snakemake's validate fills from the same schema, nested objects included."""
+    minimal = {"weight_decays": [0.0],
+               "optimisers": {"a": {"algorithm": "sgd", "lr": 0.1},
+                              "b": {"algorithm": "adamw", "lr": 0.01, "beta1": 0.8}}}
+    for cfg in (minimal, {**minimal, "model": {"width": 8}, "training": {"epochs": 3}}):
+        filled = json.loads(json.dumps(cfg))
+        snakemake_validate(filled, str(config_schema.SCHEMA_PATH))
+        # the one default the schema leaves to the registry: every architecture
+        filled["architectures"] = list(archs.ARCHITECTURES)
+        assert config_schema.with_defaults(cfg) == filled
+        assert config_schema.validate(cfg) == filled
+
+
+def test_defaults_read_from_the_schema():
+    schema = yaml.safe_load(config_schema.SCHEMA_PATH.read_text())
+    entry = schema["properties"]["optimisers"]["additionalProperties"]["properties"]
+    assert config_schema.optimiser_defaults() == {k: v["default"] for k, v in entry.items()
+                                                  if "default" in v}
+    model = schema["properties"]["model"]["properties"]
+    assert config_schema.defaults("model") == {k: v["default"] for k, v in model.items()}
+    assert config_schema.defaults("model", "width") == model["width"]["default"]
 
 
 def test_snakemake_refuses_bad_config_before_any_job(tmp_path):
-    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text()
-                                          .replace("architectures: [plain,", "architectures: [mlp,"))
+    text = (REPO / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(text.replace("architectures: [plain,",
+                                                       "architectures: [mlp,"))
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                            "-d", str(tmp_path), "--cores", "1", "-n"],
                           capture_output=True, text=True, timeout=120)

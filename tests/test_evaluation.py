@@ -1,5 +1,7 @@
-"""The evaluation stage on a tiny real sample: two slabs trained with the engine and
-written in the real run layout, then read back into the tables of the contract."""
+"""The evaluation stage's tables, on run directories written by hand in the run contract
+(metrics.json, trace.npz, model.pt beside a slab.json): every planted number has a known
+answer, so the table logic is checked without training anything. The probes that train
+(C3) or build fresh models (C1) run on a tiny toy dataset."""
 
 import math
 
@@ -8,40 +10,36 @@ import pandas as pd
 import pytest
 import torch
 
-from wdnorm import evaluation, fileio, grid, runs
+from wdnorm import fileio, models
 from wdnorm.data import Prepared
-from wdnorm.engine import Member, OptimiserConfig, SlabConfig, train_slab
-from wdnorm.layout import Layout
+from wdnorm.layout import Layout, run_id
+from wdnorm.probes.gradient_identity import gradient_identity_table, identity_columns
+from wdnorm.probes.symmetry_tables import symmetry_tables
+from wdnorm.tables import SLAB_TABLES
+from wdnorm.tables.dynamics_rows import angle_prediction, equilibrium_step, equilibrium_window
+from wdnorm.tables.slab import slab_tables
+from wdnorm.tables.tidy import aggregate
 
 D, C, WIDTH, DEPTH = 8, 3, 8, 2
-LR, MOMENTUM, SEEDS = 0.1, 0.9, [0, 1]
-WDS = [0.0, 0.01, 0.5]          # 0.5: t_equilibrium = 3/(2*0.1*0.5) = 30 < 60 steps
-PAIRS = [(0.2, 0.25), (0.1, 0.5)]
-MIMIC_WD = 0.01
-DIVERGING = Member(1e5, 0.0, 1)  # plain, lr 1e5: the loss is NaN by step 3
-
-CONTRACT = {
-    "runs": "dataset optimiser arch kind run_id lr weight_decay seed algorithm momentum status "
-            "steps train_loss train_acc test_loss test_acc gen_gap_loss gen_gap_acc "
-            "hidden_penalty head_sq_norm is_matched_pair mimic_reference",
-    "dynamics": "dataset optimiser arch kind run_id lr weight_decay seed algorithm momentum beta1 "
-                "layer layer_index is_head predicted_invariant steps t_equilibrium "
-                "past_equilibrium window_start angle_mean angle_pred angle_ratio cos_abs_mean "
-                "sq_norm_init sq_norm_final eff_lr_final",
-    "penalty": "dataset optimiser arch run_id weight_decay seed method penalty_before "
-               "penalty_after ratio scale loss_before loss_after rel_loss_change eps_limited "
-               "total_penalty_before total_penalty_after ratio_eps0",
-    "penalty_curve": "dataset optimiser arch run_id method scale penalty total_penalty "
-                     "rel_loss_change",
-    "gradient_identity": "dataset arch layer layer_index is_head predicted_invariant steps lr "
-                         "cos_abs_max cos_abs_mean identity_rel_err identity_rel_err_total "
-                         "norm_growth",
-    "symmetry": "dataset arch layer layer_index transform scale mode rel_change "
-                "predicted_invariant invariant matches_prediction rel_change_model_eps "
-                "invariant_model_eps norm_eps tol",
-    "epsilon_floor": "dataset arch layer layer_index dtype floor grid_floor reached_grid_end "
-                     "norm_eps a_eps first_order_floor",
+DATASET, OPTIMISER = "toy", "sgdm"
+# lr 0.5 and momentum 0.5 make t_equilibrium = 3(1-α)/(2ηλ) = 1.5/λ exact in floating point
+LR, MOMENTUM, T = 0.5, 0.5, 612
+# λ -> (window_start, window_steps, equilibrium_reached), worked out by hand: the window
+# starts at max(ceil(1.5/λ), floor(612/2) = 306)
+WINDOWS = {
+    0.0: (T, 0, False),                     # no equilibrium: empty window
+    1 / 8: (306, 306, True),                # t_eq 12: the second half
+    1 / 256: (384, 228, True),              # t_eq 384 (768 if momentum were ignored)
+    3 / 1024: (512, 100, True),             # t_eq 512: exactly 100 steps, reached
+    11 / 4096: (559, 53, False),            # t_eq 558.5: past it, but too short a window
 }
+CLAIMS_WD = 1 / 8
+PAIRS = [(LR, CLAIMS_WD)]
+SEEDS = (0, 1)
+DIVERGED = run_id(LR, CLAIMS_WD, 0)         # diverges at step 50
+COLLAPSED = run_id(LR, 1 / 256, 1)
+REFERENCE = run_id(LR, CLAIMS_WD, 1)        # the curve run and the equivalents' reference
+LOW, HIGH = 0.01, 0.03                       # the planted equilibrium angles, alternating
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -58,156 +56,316 @@ def prepared():
     x = torch.randn(136, D, generator=gen)
     y = x[:, :C].argmax(1)
     return Prepared(x[:96], y[:96], x[96:], y[96:],
-                    meta={"name": "toy", "d_in": D, "n_classes": C, "n_train": 96, "n_test": 40})
+                    meta={"name": DATASET, "d_in": D, "n_classes": C, "n_train": 96,
+                          "n_test": 40})
 
 
-def _write_slab(layout, prep, arch, members, kind="runs", reference=None, ref_dirs=None):
-    cfg = SlabConfig(arch=arch, d_in=D, width=WIDTH, depth=DEPTH, n_classes=C,
-                     optimiser=OptimiserConfig("sgd", momentum=MOMENTUM), epochs=10,
-                     batch_size=16, eval_every=5)
-    result = train_slab(cfg, members, prep.x_train, prep.y_train, prep.x_test, prep.y_test,
-                        reference_sq_norms=reference)
-    dirs = []
-    for i, m in enumerate(members):
-        extra = {"mimic_reference": f"runs/toy/sgdm/{arch}/{ref_dirs[i].name}"} if ref_dirs else {}
-        metrics = runs.member_metrics(result, i, dataset="toy", optimiser="sgdm", kind=kind,
-                                      extra=extra)
-        d = layout.run_dir("toy", "sgdm", arch, m.run_id, kind)
-        runs.write_run(d, metrics, runs.member_trace(result, i), result.state_dict(i), {})
-        dirs.append(d)
-    return dirs
+# ------------------------------------------------------------------ fake run directories
+
+def _metrics(arch, lr, wd, seed, kind="grid", status="ok", final_acc=0.8):
+    diverged = status == "diverged"
+    final = dict(train_loss=None if diverged else 0.4, train_acc=1 / C if diverged else 0.9,
+                 test_loss=None if diverged else 0.6, test_acc=1 / C if diverged else final_acc,
+                 gen_gap_loss=None if diverged else 0.2,
+                 gen_gap_acc=0.0 if diverged else 0.9 - final_acc)
+    slab = dict(arch=arch, d_in=D, width=WIDTH, depth=DEPTH, n_classes=C,
+                optimiser=dict(algorithm="sgd", momentum=MOMENTUM, beta1=0.9, beta2=0.999,
+                               eps=1e-8),
+                decay_scope="hidden", epochs=51, batch_size=8, eval_every=1, norm_eps=1e-5)
+    return dict(
+        run_id=run_id(lr, wd, seed, kind), kind=kind, dataset=DATASET, optimiser=OPTIMISER,
+        arch=arch, lr=lr, weight_decay=wd, seed=seed, slab=slab,
+        reference=None if kind == "grid" else run_id(lr, wd, seed), status=status,
+        diverged_step=50 if diverged else None, steps=T,
+        layers=models.layer_names(arch, DEPTH), n_classes=C, history={}, final=final,
+        final_last=dict(final, test_acc=final["test_acc"] - 0.05), final_evals=3,
+        min_var_ratio=3.0 if status == "collapsed" else (None if arch == "plain" else 500.0),
+        k_final=None)
+
+
+def _angles(wd, n_layers):
+    """1.0 before the expected window, then LOW/HIGH alternating: a window starting
+    early shows as a larger angle, and RMS differs from the mean."""
+    start = WINDOWS.get(wd, (T // 2,))[0]
+    angle = np.ones(T)
+    angle[start:] = np.where(np.arange(T - start) % 2 == 0, LOW, HIGH)
+    return np.repeat(angle[:, None], n_layers, 1)
+
+
+def _trace(model, wd, loss):
+    """A trace whose last squared norms are the saved model's own."""
+    last = np.array([float(lin.weight.detach().square().sum() + lin.bias.detach().square().sum())
+                     for lin in model.linears])
+    n = len(last)
+    sq = np.vstack([np.full((T, n), 2.0), last[None]])
+    return dict(loss=loss, sq_norm=sq, grad_sq_norm=np.ones((T, n)),
+                cos_wg=np.full((T, n), 0.02), angle=_angles(wd, n), lr=np.full((T, n), LR))
+
+
+def _write_run(slab_dir, metrics, trace, model):
+    run_dir = slab_dir / metrics["run_id"]
+    fileio.write_json(run_dir / "metrics.json", metrics)
+
+    def save(tmp):
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **{k: np.asarray(v, dtype=np.float32) for k, v in trace.items()})
+
+    fileio.atomic_write(run_dir / "trace.npz", save)
+    fileio.atomic_write(run_dir / "model.pt", lambda tmp: torch.save(model.state_dict(), tmp))
+
+
+def _base_loss():
+    return 2.0 * np.exp(-np.arange(T) / 200.0) + 0.3
+
+
+def _equivalent_losses():
+    """kind -> (per-step loss against the reference's, loss_track_steps,
+    loss_rel_diff_100), planted."""
+    ref = _base_loss()
+    exact = ref.copy()
+    exact[37:] *= 1.01                      # leaves the reference at step 37 by 1 %
+    schedule = ref * (1 + 1e-5)             # tracks it all the way (within 1e-3)
+    mimic = ref.copy()
+    mimic[60:] = np.nan                     # diverges at step 60
+    return {"exact": (exact, 37, 0.01), "schedule": (schedule, T, 1e-5),
+            "mimic": (mimic, 60, math.inf)}
+
+
+def _write_slab(results, arch, grid):
+    """Write a slab: ``grid`` is [(wd, seed, status)]; the ln slab also gets the three
+    equivalents of REFERENCE. slab.json lists them before the grid runs (the tables
+    must not depend on that order)."""
+    slab_json = Layout(results=results).slab_manifest(DATASET, OPTIMISER, arch)
+    members = []
+    if arch == "ln":
+        for kind, (loss, _, _) in _equivalent_losses().items():
+            m = _metrics(arch, LR, CLAIMS_WD, 1, kind=kind,
+                         status="diverged" if kind == "mimic" else "ok")
+            torch.manual_seed(99)
+            net = models.build_model(arch, D, WIDTH, DEPTH, C)
+            _write_run(slab_json.parent, m, _trace(net, 0.0, loss), net)
+            members.append(m["run_id"])
+    for wd, seed, status in grid:
+        m = _metrics(arch, LR, wd, seed, status=status)
+        torch.manual_seed(seed)
+        net = models.build_model(arch, D, WIDTH, DEPTH, C)
+        loss = _base_loss()
+        if status == "diverged":
+            loss[50:] = np.nan
+        trace = _trace(net, wd, loss)
+        if status == "diverged":
+            trace["sq_norm"][-1] = np.inf
+        _write_run(slab_json.parent, m, trace, net)
+        members.append(m["run_id"])
+    fileio.write_json(slab_json, {"dataset": DATASET, "optimiser": OPTIMISER, "arch": arch,
+                                  "members": members, "manifests": {}})
+    return slab_json
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory, prepared):
-    """{arch: tables} for an ln and a plain slab (grid + matched pairs + mimic runs; the
-    plain slab also holds one diverging run)."""
-    layout = Layout(results=tmp_path_factory.mktemp("results"))
-    out = {}
-    for arch in ("ln", "plain"):
-        members = grid.slab_members(LR, WDS, SEEDS, PAIRS)
-        if arch == "plain":
-            members.append(DIVERGING)
-        run_dirs = _write_slab(layout, prepared, arch, members)
-        refs = [layout.run_dir("toy", "sgdm", arch, grid.mimic_reference(LR, MIMIC_WD, s).run_id)
-                for s in SEEDS]
-        ref = np.stack([runs.read_trace(d)["sq_norm"] for d in refs], 1)
-        mimic_dirs = _write_slab(layout, prepared, arch, grid.mimic_members(LR, SEEDS),
-                                 "mimic", ref, refs)
-        files = [d / "metrics.json" for d in run_dirs] + [d / "model.pt" for d in run_dirs]
-        out[arch] = evaluation.slab_tables(files, mimic_dirs, prepared, PAIRS, MIMIC_WD)
-    return out
+    results = tmp_path_factory.mktemp("results")
+    status = {DIVERGED: "diverged", COLLAPSED: "collapsed"}
+    grid = [(wd, s, status.get(run_id(LR, wd, s), "ok")) for s in SEEDS for wd in WINDOWS]
+    ln = _write_slab(results, "ln", grid)
+    plain = _write_slab(results, "plain", [(CLAIMS_WD, s, "ok") for s in SEEDS])
+    return {arch: slab_tables(path, prepared, PAIRS, CLAIMS_WD)
+            for arch, path in (("ln", ln), ("plain", plain))}
 
 
-def _has_contract(df, name):
-    missing = [c for c in CONTRACT[name].split() if c not in df.columns]
-    assert not missing, f"{name} lacks {missing}"
+# ------------------------------------------------------------------ runs
+
+def test_slab_tables_are_the_four_tables(sample):
+    assert set(sample["ln"]) == set(SLAB_TABLES)
 
 
-def test_slab_tables_have_the_contract_columns(sample):
-    for tables in sample.values():
-        for name in ("runs", "dynamics", "penalty", "penalty_curve"):
-            _has_contract(tables[name], name)
+def test_runs_rows_keep_every_kind_and_status(sample):
+    r = sample["ln"]["runs"].set_index("run_id")
+    assert len(r) == len(WINDOWS) * len(SEEDS) + 3
+    assert r["kind"].value_counts().to_dict() == {"grid": 10, "exact": 1, "schedule": 1,
+                                                  "mimic": 1}
+    assert r.loc[DIVERGED, "status"] == "diverged"
+    assert r.loc[COLLAPSED, "status"] == "collapsed"
+    assert r.loc[run_id(LR, 0.0, 0), "status"] == "ok"
+    # a diverged run keeps its accuracies (1/n_classes) and has no losses
+    bad = r.loc[DIVERGED]
+    assert bad["test_acc"] == pytest.approx(1 / C) and bad["train_acc"] == pytest.approx(1 / C)
+    assert math.isnan(bad["test_loss"]) and math.isnan(bad["hidden_penalty"])
+    assert bad["diverged_step"] == 50
+    # the K-mean final metrics and the last evaluation, as written
+    ok = r.loc[REFERENCE]
+    assert ok["test_acc"] == pytest.approx(0.8) and ok["test_acc_last"] == pytest.approx(0.75)
+    assert ok["gen_gap_loss"] == pytest.approx(0.2) and ok["n_classes"] == C
+    assert r.loc[COLLAPSED, "min_var_ratio"] == 3.0 and ok["min_var_ratio"] == 500.0
+    assert sample["plain"]["runs"]["min_var_ratio"].isna().all()
 
 
-def test_runs_table(sample, prepared):
-    r = sample["ln"]["runs"]
-    n_grid = len(grid.slab_members(LR, WDS, SEEDS, PAIRS))
-    assert (r["kind"] == "runs").sum() == n_grid and (r["kind"] == "mimic").sum() == len(SEEDS)
-    assert set(r["status"]) == {"ok"}
-    assert (r["algorithm"] == "sgd").all() and (r["momentum"] == MOMENTUM).all()
-    assert r["is_matched_pair"].sum() == len(PAIRS) * len(SEEDS)
-    mimic = r[r["kind"] == "mimic"]
-    assert set(mimic["mimic_reference"]) == {f"lr{LR:g}_wd{MIMIC_WD:g}_s{s}" for s in SEEDS}
-    assert r.loc[r["kind"] == "runs", "mimic_reference"].isna().all()
-    np.testing.assert_allclose(r["gen_gap_acc"], r["train_acc"] - r["test_acc"], atol=1e-6)
-    assert r["test_acc"].between(0, 1).all()
-    # hidden_penalty from the trace equals the saved model's own
-    grid_runs = r[r["kind"] == "runs"].set_index("run_id")
-    pen = sample["ln"]["penalty"].set_index("run_id")["penalty_before"]
-    np.testing.assert_allclose(grid_runs.loc[pen.index, "hidden_penalty"], pen, rtol=1e-5)
+def test_runs_rows_reference_and_matched_pairs(sample):
+    r = sample["ln"]["runs"].set_index("run_id")
+    grid, others = r[r["kind"] == "grid"], r[r["kind"] != "grid"]
+    assert grid["reference"].isna().all() and (others["reference"] == REFERENCE).all()
+    # only the grid runs at the matched pair are one; an equivalent at (lr, λ) is not
+    assert set(r.index[r["is_matched_pair"].astype(bool)]) == {run_id(LR, CLAIMS_WD, s)
+                                                               for s in SEEDS}
 
 
-def test_dynamics_formulas(sample):
+def test_loss_tracking_against_the_reference(sample):
+    r = sample["ln"]["runs"].set_index("run_id")
+    assert r.loc[r["kind"] == "grid", ["loss_track_steps", "loss_rel_diff_100"]].isna().all().all()
+    for kind, (_, steps, diff) in _equivalent_losses().items():
+        row = r.loc[run_id(LR, CLAIMS_WD, 1, kind)]
+        assert row["loss_track_steps"] == steps, kind
+        assert row["loss_rel_diff_100"] == pytest.approx(diff, rel=0.05), kind  # float32
+
+
+def test_hidden_penalty_is_the_saved_models(sample):
+    r = sample["ln"]["runs"].set_index("run_id")
+    pen = sample["ln"]["penalty"].set_index("run_id")
+    ok = pen[pen["status"] != "diverged"]
+    np.testing.assert_allclose(r.loc[ok.index, "hidden_penalty"], ok["penalty_before"],
+                               rtol=1e-5)
+    assert (r.loc[ok.index, "head_sq_norm"] > 0).all()
+
+
+# ------------------------------------------------------------------ dynamics
+
+def test_dynamics_rows_are_grid_runs_per_layer(sample):
     d = sample["ln"]["dynamics"]
-    d = d[d["kind"] == "runs"]
-    assert len(d) == len(sample["ln"]["runs"].query("kind == 'runs'")) * (DEPTH + 1)
-    hidden = d[~d["is_head"]]
+    assert set(d["kind"]) == {"grid"} and len(d) == 10 * (DEPTH + 1)
+    hidden = d[~d["is_head"].astype(bool)]
     assert hidden["predicted_invariant"].all() and not d[d["is_head"]]["predicted_invariant"].any()
-    decayed = hidden[hidden["weight_decay"] > 0]
-    expect = np.sqrt(2 * decayed["lr"] * decayed["weight_decay"] / (1 + MOMENTUM))
-    np.testing.assert_allclose(decayed["angle_pred"], expect, rtol=1e-12)
-    np.testing.assert_allclose(decayed["angle_ratio"], decayed["angle_mean"] / decayed["angle_pred"])
-    np.testing.assert_allclose(decayed["t_equilibrium"], 3 / (2 * decayed["lr"] * decayed["weight_decay"]))
-    assert (decayed["past_equilibrium"] == (decayed["steps"] >= decayed["t_equilibrium"])).all()
-    # λ = 0 and the (undecayed) head: no equilibrium, no prediction
-    assert hidden[hidden["weight_decay"] == 0]["angle_pred"].isna().all()
-    assert d[d["is_head"]]["angle_pred"].isna().all()
-    assert np.isinf(d[d["is_head"]]["t_equilibrium"]).all()
-    # window: the last 25%, never before t_equilibrium when past it
-    steps = int(d["steps"].iloc[0])
-    for _, row in d.iterrows():
-        start = int(0.75 * steps)
-        if row["past_equilibrium"]:
-            start = max(start, math.ceil(row["t_equilibrium"]))
-        assert row["window_start"] == min(start, steps - 1)
-    past = decayed[decayed["past_equilibrium"]]
-    assert len(past) and past["angle_ratio"].between(0.3, 3).all()
-    assert (d["eff_lr_final"] > 0).all()
-    np.testing.assert_allclose(d["eff_lr_final"], d["layer_lr_final"] / d["sq_norm_final"])
 
 
-def test_window_start_and_predictions():
-    assert evaluation.window_start(100, math.inf) == 75
-    assert evaluation.window_start(100, 90.0) == 90
-    assert evaluation.window_start(100, 100.0) == 99      # never an empty window
-    assert evaluation.window_start(100, 101.0) == 75      # not past: the plain last 25%
-    assert math.isclose(evaluation.angle_prediction("adamw", 1e-3, 0.1, beta1=0.9),
+def test_equilibrium_time_window_and_reached(sample):
+    d = sample["ln"]["dynamics"]
+    hidden = d[~d["is_head"].astype(bool)]
+    for wd, (start, steps, reached) in WINDOWS.items():
+        rows = hidden[np.isclose(hidden["weight_decay"], wd, rtol=0, atol=1e-12)]
+        assert len(rows) == DEPTH * len(SEEDS), wd
+        t_eq = 1.5 / wd if wd else math.inf            # 3(1-α)/(2ηλ) with α = η = 0.5
+        assert np.allclose(rows["t_equilibrium"], t_eq), wd
+        assert (rows["window_start"] == start).all(), wd
+        assert (rows["window_steps"] == steps).all(), wd
+        assert (rows["equilibrium_reached"].astype(bool) == reached).all(), wd
+    head = d[d["is_head"].astype(bool)]           # decay scope "hidden": never decayed
+    assert np.isinf(head["t_equilibrium"]).all() and not head["equilibrium_reached"].any()
+    assert head["angle_rms"].isna().all() and head["angle_pred"].isna().all()
+
+
+def test_angle_rms_not_mean(sample):
+    d = sample["ln"]["dynamics"]
+    rows = d[~d["is_head"].astype(bool) & (d["weight_decay"] > 0) & (d["status"] != "diverged")]
+    assert len(rows)
+    for _, row in rows.iterrows():
+        start, _, _ = WINDOWS[row["weight_decay"]]
+        window = _angles(row["weight_decay"], 1)[start:, 0]
+        assert row["angle_rms"] == pytest.approx(np.sqrt(np.mean(window ** 2)), rel=1e-5)
+        assert row["angle_mean"] == pytest.approx(window.mean(), rel=1e-5)
+        pred = math.sqrt(2 * LR * row["weight_decay"] / (1 + MOMENTUM))
+        assert row["angle_pred"] == pytest.approx(pred, rel=1e-12)
+        assert row["angle_ratio"] == pytest.approx(row["angle_rms"] / pred, rel=1e-12)
+    full = rows[rows["window_steps"] % 2 == 0]   # an even window: RMS √((a²+b²)/2) > mean
+    assert np.allclose(full["angle_rms"], math.sqrt((LOW ** 2 + HIGH ** 2) / 2), rtol=1e-5)
+    assert np.allclose(full["angle_mean"], (LOW + HIGH) / 2, rtol=1e-5)
+    # λ = 0: nothing to average, no prediction
+    zero = d[d["weight_decay"] == 0]
+    assert zero["angle_rms"].isna().all() and zero["angle_ratio"].isna().all()
+
+
+def test_diverged_run_keeps_nan_dynamics(sample):
+    rows = sample["ln"]["dynamics"].query("run_id == @DIVERGED")
+    assert len(rows) == DEPTH + 1 and rows["angle_rms"].isna().all()
+    assert rows["sq_norm_final"].isna().all()
+    collapsed = sample["ln"]["dynamics"].query("run_id == @COLLAPSED")
+    assert collapsed["sq_norm_final"].notna().all()
+
+
+def test_equilibrium_formulas():
+    assert equilibrium_step("sgd", 0.1, 0.01, momentum=0.9) == pytest.approx(3 * 0.1 / (2e-3))
+    assert equilibrium_step("sgd", 0.1, 0.01) == pytest.approx(3 / 2e-3)
+    assert equilibrium_step("adamw", 1e-3, 0.1) == pytest.approx(3 / 2e-4)
+    assert math.isinf(equilibrium_step("sgd", 0.1, 0.0))
+    assert equilibrium_window(1000, 90.0) == (500, 500)
+    assert equilibrium_window(1000, 700.2) == (701, 299)
+    assert equilibrium_window(1000, math.inf) == (1000, 0)
+    assert equilibrium_window(1000, 1500.0) == (1000, 0)
+    assert math.isclose(angle_prediction("adamw", 1e-3, 0.1, beta1=0.9),
                         math.sqrt(2 * 1e-3 * 0.1 * 0.1 / 1.9))
-    assert math.isnan(evaluation.angle_prediction("adam", 1e-3, 0.1))
-    assert math.isnan(evaluation.angle_prediction("sgd", 0.1, 0.0))
+    assert math.isnan(angle_prediction("adam", 1e-3, 0.1))
+    assert math.isnan(angle_prediction("sgd", 0.1, 0.0))
 
 
-def test_penalty_tables(sample):
-    ln = sample["ln"]["penalty"]
-    assert (ln["method"] == "invariant_shrink").all()
-    assert (ln["ratio_eps0"] < 1e-3).all() and (ln["rel_loss_change_eps0"] <= 1e-4).all()
-    assert (ln["rel_loss_change"] <= 1e-4 * (1 + 1e-6)).all()
-    assert ((ln["ratio"] > 0) & (ln["ratio"] <= 1)).all()
-    # ln: the groups are every hidden layer, whose penalty ratio is scale²
-    np.testing.assert_allclose(ln["group_penalty_before"], ln["penalty_before"], rtol=1e-5)
-    np.testing.assert_allclose(ln["group_ratio"], ln["scale"] ** 2)
-    np.testing.assert_allclose(ln["ratio"], ln["group_ratio"], rtol=1e-4)
-    # the head and the norms' affine parameters keep their penalty (S6)
-    np.testing.assert_allclose(ln["total_penalty_before"] - ln["penalty_before"],
-                               ln["total_penalty_after"] - ln["penalty_after"], rtol=1e-5)
-    plain = sample["plain"]["penalty"]
-    ok = plain[plain["status"] == "ok"]
-    assert (ok["method"] == "relu_rebalance").all()
-    assert (ok["total_penalty_after"] <= ok["total_penalty_before"] * (1 + 1e-6)).all()
-    assert (ok["rel_loss_change"] < 1e-4).all()
+# ------------------------------------------------------------------ penalty (C2)
+
+def test_penalty_rows_grid_runs_only(sample):
+    pen = sample["ln"]["penalty"].set_index("run_id")
+    assert len(pen) == 10 and set(sample["ln"]["runs"].query("kind == 'grid'")["run_id"]) \
+        == set(pen.index)
+    bad = pen.loc[DIVERGED]
+    assert bad["status"] == "diverged" and math.isnan(bad["ratio"])
+    assert pen.loc[COLLAPSED, "status"] == "collapsed"
+    ok = pen.drop(DIVERGED)
+    assert (ok["method"] == "invariant_shrink").all() and (ok["group_kind"] == "layer").all()
+    assert (ok["ratio_eps0"] < 1e-3).all() and (ok["rel_loss_change_eps0"] <= 1e-4).all()
+    assert (ok["rel_loss_change"] <= 1e-4 * (1 + 1e-6)).all()
+    assert ((ok["ratio"] > 0) & (ok["ratio"] < 1)).all()
+    np.testing.assert_allclose(ok["group_ratio"], ok["scale"] ** 2)
+    np.testing.assert_allclose(ok["ratio"], ok["group_ratio"], rtol=1e-4)
+    # the head and the norms' affine parameters keep their penalty
+    np.testing.assert_allclose(ok["total_penalty_before"] - ok["penalty_before"],
+                               ok["total_penalty_after"] - ok["penalty_after"], rtol=1e-5)
+
+
+def test_penalty_curve_is_the_lowest_healthy_seed_at_the_claims_wd(sample):
     curve = sample["ln"]["penalty_curve"]
-    assert set(curve["run_id"]) == {f"lr{LR:g}_wd{MIMIC_WD:g}_s0"}
+    assert set(curve["run_id"]) == {REFERENCE}      # seed 0 diverged: seed 1
     assert set(curve["variant"]) == {"model_eps", "eps0"}
-    assert sample["plain"]["penalty_curve"].empty
+    assert sample["plain"]["penalty_curve"].empty      # nothing to shrink
+    plain = sample["plain"]["penalty"]
+    assert (plain["method"] == "relu_rebalance").all()
+    assert (plain["total_penalty_after"] < plain["total_penalty_before"]).all()
 
 
-def test_diverged_run_keeps_its_rows(sample):
-    r = sample["plain"]["runs"].set_index("run_id")
-    bad = r.loc[DIVERGING.run_id]
-    assert bad["status"] == "diverged" and math.isnan(bad["test_acc"])
-    assert math.isnan(bad["hidden_penalty"])
-    dyn = sample["plain"]["dynamics"]
-    rows = dyn[dyn["run_id"] == DIVERGING.run_id]
-    assert len(rows) == DEPTH + 1 and rows["angle_mean"].isna().all()
-    pen = sample["plain"]["penalty"].set_index("run_id").loc[DIVERGING.run_id]
-    assert pen["status"] == "diverged" and math.isnan(pen["ratio"])
+def test_tables_of_a_slab_the_engine_wrote(tmp_path, prepared):
+    """The same tables from a slab the engine trained and wrote (runs.write_run,
+    runs.write_slab_manifest): the readers and the writers agree on the contract."""
+    from wdnorm import runs
+    from wdnorm.engine import Member, OptimiserConfig, SlabConfig, train_slab
 
+    cfg = SlabConfig(arch="ln", d_in=D, width=WIDTH, depth=DEPTH, n_classes=C,
+                     optimiser=OptimiserConfig("sgd", momentum=0.9), epochs=4, batch_size=16,
+                     eval_every=2)
+    members = [Member(0.1, 0.01, 0)] + [Member(0.1, 0.01, 0, k) for k in ("exact", "schedule")]
+    result = train_slab(cfg, members, prepared.x_train, prepared.y_train, prepared.x_test,
+                        prepared.y_test)
+    layout = Layout(results=tmp_path)
+    dirs = []
+    for i, m in enumerate(members):
+        metrics = runs.member_metrics(result, i, dataset=DATASET, optimiser=OPTIMISER,
+                                      final_evals=2, collapse_ratio=10)
+        dirs.append(runs.write_run(layout.run_dir(DATASET, OPTIMISER, "ln", m.run_id), metrics,
+                                   runs.member_trace(result, i), result.state_dict(i), {}))
+    runs.write_slab_manifest(layout.slab_dir(DATASET, OPTIMISER, "ln"), dataset=DATASET,
+                             optimiser=OPTIMISER, arch="ln", run_dirs=dirs)
+    tables = slab_tables(layout.slab_manifest(DATASET, OPTIMISER, "ln"), prepared, PAIRS, 0.01)
+    r = tables["runs"].set_index("kind")
+    assert list(r.index) == ["grid", "exact", "schedule"]
+    steps = int(r.loc["grid", "steps"])
+    assert steps == 4 * (96 // 16)
+    assert (r.loc[["exact", "schedule"], "reference"] == members[0].run_id).all()
+    tracked = r.loc[["exact", "schedule"], "loss_track_steps"]
+    assert tracked.between(1, steps).all()      # the same first step, then whatever follows
+    assert len(tables["dynamics"]) == DEPTH + 1 and len(tables["penalty"]) == 1
+    np.testing.assert_allclose(r.loc["grid", "hidden_penalty"],
+                               tables["penalty"]["penalty_before"].iloc[0], rtol=1e-5)
+    assert set(tables["penalty_curve"]["run_id"]) == {members[0].run_id}
+
+
+# ------------------------------------------------------------------ probes and aggregation
 
 def test_gradient_identity(prepared):
-    gi = evaluation.gradient_identity_table(["ln", "plain"], dict(width=WIDTH, depth=DEPTH),
-                                            16, 40, 0.1, prepared, "toy")
-    _has_contract(gi, "gradient_identity")
+    gi = gradient_identity_table(["ln", "plain"], dict(width=WIDTH, depth=DEPTH), 16, 40, 0.1,
+                                 prepared, DATASET)
     ln = gi[(gi["arch"] == "ln") & gi["predicted_invariant"]]
     assert len(ln) == DEPTH + 1                            # hidden layers + the joint group
     assert (ln["cos_abs_max"] < 1e-3).all()
@@ -216,24 +374,27 @@ def test_gradient_identity(prepared):
     head = gi[(gi["arch"] == "plain") & gi["is_head"]].iloc[0]
     assert head["cos_abs_max"] > 1e-2 and head["identity_rel_err_total"] > 1e-2
     # the model's own ε perturbs the identity, the exact probe does not
-    assert (ln["cos_abs_max_model_eps"] >= ln["cos_abs_max"]).all()
+    assert (ln["cos_abs_max_model_eps"] > ln["cos_abs_max"]).all()
+    assert math.isnan(gi[gi["arch"] == "plain"]["norm_eps"].iloc[0])
 
 
 def test_identity_columns_exact():
     g = np.array([1.0, 2.0, 0.5])
     sq = np.concatenate([[4.0], 4.0 + np.cumsum(0.01 * g)])   # lr 0.1: growth lr² g
-    out = evaluation.identity_columns(sq, g, np.zeros(3), 0.1)
+    out = identity_columns(sq, g, np.zeros(3), 0.1)
     assert out["identity_rel_err"] < 1e-12 and out["identity_rel_err_total"] < 1e-12
     assert math.isclose(out["norm_growth"], sq[-1] / 4.0)
+    off = identity_columns(sq * 1.1, g, np.zeros(3), 0.1)      # growth 10 % too large
+    assert off["identity_rel_err_total"] == pytest.approx(0.1)
 
 
 def test_symmetry_tables(prepared):
-    sym, floors = evaluation.symmetry_tables(["ln", "plain"], dict(width=WIDTH, depth=DEPTH),
-                                             prepared.x_train, "toy", n_classes=C,
-                                             scales=(0.1, 10.0))
-    _has_contract(sym, "symmetry")
-    _has_contract(floors, "epsilon_floor")
-    assert sym["matches_prediction"].all() and (sym["dataset"] == "toy").all()
+    sym, floors = symmetry_tables(["ln", "plain"], dict(width=WIDTH, depth=DEPTH),
+                                  prepared.x_train, DATASET, n_classes=C, scales=(0.1, 10.0))
+    assert list(sym.columns[:2]) == ["dataset", "arch"]
+    assert sym["matches_prediction"].all() and (sym["dataset"] == DATASET).all()
+    assert sym.loc[sym["arch"] == "ln", "invariant"].all()
+    assert not sym.loc[sym["arch"] == "plain", "invariant"].any()
     assert set(floors["arch"]) == {"ln"}
     assert set(floors["layer_index"]) == {0, 1, -1}
     assert set(floors["dtype"]) == {"float32", "float64"}
@@ -246,8 +407,8 @@ def test_aggregate(tmp_path):
     fileio.write_csv(tmp_path / "b.csv", b)
     fileio.write_csv(tmp_path / "c.csv", a.iloc[0:0])         # header only
     (tmp_path / "d.csv").write_text("")                       # 0 bytes
-    out = evaluation.aggregate([tmp_path / n for n in ("a.csv", "b.csv", "c.csv", "d.csv")])
+    out = aggregate([tmp_path / n for n in ("a.csv", "b.csv", "c.csv", "d.csv")])
     assert list(out.columns) == ["x", "y", "z"] and out["x"].tolist() == [1, 2, 3]
-    assert evaluation.aggregate([]).empty
-    empty = evaluation.aggregate([tmp_path / "c.csv"])
+    assert aggregate([]).empty
+    empty = aggregate([tmp_path / "c.csv"])
     assert empty.empty and list(empty.columns) == ["x", "y"]

@@ -1,12 +1,18 @@
-"""Figures: every plots function on small tables shaped like the contract
-(results/tables/*.csv, see the evaluation stage), save_figure, and one papermill notebook
-end to end. The tables are synthetic: the figures are tested for structure, not numbers."""
+"""Figures: every registered figure on small tables shaped like the table contract
+(results/tables/*.csv), with only the tables its registry record declares; empty
+tables; byte-identical saves; captions and the report text; the figure script end to
+end through its papermill notebook. The tables are synthetic: the figures are tested for
+structure and for what they read, not for numbers."""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import runpy
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,149 +25,186 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from wdnorm import plots  # noqa: E402
-from wdnorm.models import (  # noqa: E402
-    ARCHITECTURES,
-    PREDICTED_JOINT_INVARIANT,
-    PREDICTED_PER_LAYER_INVARIANT,
-    layer_names,
-)
+from wdnorm import archs, figures  # noqa: E402
+from wdnorm.figures import data, panels, registry, report, style  # noqa: E402
+from wdnorm.figures.claims_view import ClaimsView, format_n  # noqa: E402
+from wdnorm.layout import run_id  # noqa: E402
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "workflow" / "notebooks"
-SCRIPTS = NOTEBOOKS.parent / "scripts"
-GRID_LR, MOMENTUM = 0.05, 0.9
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "workflow" / "notebooks"
+SCRIPTS = REPO / "workflow" / "scripts"
+SRC = REPO / "src" / "wdnorm"
+GRID_LR, MOMENTUM, DEPTH, STEPS = 0.05, 0.9, 2, 1500
 WDS = (0.0, 1e-4, 1e-3, 1e-2)
 PAIRS = ((0.1, 5e-3), (0.05, 1e-2), (0.025, 2e-2))  # the middle one is also a grid point
-MIMIC_WD = 1e-2
-# data axes per figure for one (dataset, optimiser) and the eight architectures
-EXPECTED_AXES = dict(symmetry_map=4, accuracy_vs_wd=4, norm_dynamics=4, penalty_removal=3,
-                     lr_wd_collapse=2 * len(ARCHITECTURES), mechanism=1)
+CLAIM_WD = 1e-2
+SEEDS = (0, 1, 2)
+ARCHS = archs.ARCHITECTURES
 
 
-def _run_id(lr, wd, seed):
-    return f"lr{lr:g}_wd{wd:g}_s{seed}"
+def _members(seeds):
+    """(kind, lr, wd, seed) of one slab: grid, matched pairs, equivalents at CLAIM_WD."""
+    points = list(dict.fromkeys([(GRID_LR, wd) for wd in WDS] + list(PAIRS)))
+    out = [("grid", lr, wd, s) for s in seeds for lr, wd in points]
+    return out + [(k, GRID_LR, CLAIM_WD, s) for s in seeds for k in ("exact", "schedule", "mimic")]
 
 
-def _layer_invariant(arch, index, n_hidden):
-    rule = PREDICTED_PER_LAYER_INVARIANT[arch]
-    return (rule == "hidden" and index < n_hidden) or (rule == "blocks" and 1 <= index < n_hidden)
+def _run_row(base, arch, kind, lr, wd, s, rng):
+    acc = 0.9 + 0.02 * math.tanh(wd * 100) + rng.normal(0, 0.005)
+    train = min(1.0, acc + 0.05)
+    status = "ok"
+    if kind == "mimic" and s == 0 and arch == "ln":
+        status, acc, train = "diverged", 0.1, 0.1
+    if kind == "grid" and wd == 1e-2 and s == 1 and arch == "bn":
+        status = "collapsed"
+    return dict(base, arch=arch, kind=kind, run_id=run_id(lr, wd, s, kind),
+                reference=None if kind == "grid" else run_id(lr, wd, s), lr=lr, weight_decay=wd,
+                seed=s, algorithm="sgd", momentum=MOMENTUM, beta1=math.nan, status=status,
+                diverged_step=100 if status == "diverged" else None, steps=STEPS, n_classes=10,
+                train_loss=0.1, train_acc=train, test_loss=0.3, test_acc=acc, gen_gap_loss=0.2,
+                gen_gap_acc=train - acc, test_acc_last=acc, min_var_ratio=50.0,
+                hidden_penalty=10.0, head_sq_norm=3.0, is_matched_pair=(lr, wd) in PAIRS,
+                loss_track_steps=math.nan if kind == "grid" else STEPS,
+                loss_rel_diff_100=math.nan if kind == "grid" else 1e-7)
 
 
-def synthetic_tables(archs=ARCHITECTURES, depth=2, seeds=(0, 1, 2), dataset="digits",
-                     optimiser="sgdm", seed=0) -> dict[str, pd.DataFrame]:
+def _dynamics_rows(base, arch, lr, wd, s, rng):
+    rec = archs.get(arch)
+    rows = []
+    for i, name in enumerate(rec.layer_names(DEPTH)):
+        pred = math.sqrt(2 * lr * wd / (1 + MOMENTUM)) if wd > 0 else math.nan
+        t_eq = 3 * (1 - MOMENTUM) / (2 * lr * wd) if wd > 0 else math.inf
+        start = max(math.ceil(t_eq), STEPS // 2) if wd > 0 else STEPS
+        rms = (pred if wd > 0 else 1e-3) * math.exp(rng.normal(0, 0.08))
+        rows.append(dict(base, arch=arch, kind="grid", run_id=run_id(lr, wd, s), lr=lr,
+                         weight_decay=wd, seed=s, algorithm="sgd", momentum=MOMENTUM,
+                         beta1=math.nan, layer=name, layer_index=i, is_head=name == "head",
+                         predicted_invariant=rec.layer_invariant(i, DEPTH), steps=STEPS,
+                         t_equilibrium=t_eq, window_start=start, window_steps=STEPS - start,
+                         equilibrium_reached=STEPS - start >= 100, angle_rms=rms,
+                         angle_pred=pred, angle_ratio=rms / pred if wd > 0 else math.nan,
+                         cos_abs_mean=1e-4, sq_norm_init=20.0, sq_norm_final=5.0,
+                         eff_lr_final=lr / 5.0))
+    return rows
+
+
+def _symmetry_rows(dataset, arch, rng):
+    rec = archs.get(arch)
+    names = rec.layer_names(DEPTH)
+    n_hidden = len(names) - 1
+    modes = ("train", "eval", "eval_rescaled") if rec.norm == "batch" else ("eval",)
+    rows = []
+    for mode in modes:
+        for transform, i in [("layer", i) for i in range(n_hidden)] + [("joint", -1)]:
+            pred = rec.joint_invariant if transform == "joint" else rec.layer_invariant(i, DEPTH)
+            pred = pred and not (mode == "eval" and rec.norm == "batch")
+            for a in (1e-2, 1e-1, 10.0, 100.0):
+                rel = 10 ** rng.uniform(-16, -14) if pred else abs(math.log10(a)) * 0.3
+                rows.append(dict(dataset=dataset, arch=arch, layer=names[i] if i >= 0 else "joint",
+                                 layer_index=i, transform=transform, scale=a, mode=mode,
+                                 rel_change=rel, predicted_invariant=pred, invariant=rel < 1e-5,
+                                 matches_prediction=(rel < 1e-5) == pred,
+                                 rel_change_model_eps=rel, invariant_model_eps=rel < 1e-5,
+                                 norm_eps=1e-5, tol=1e-5))
+    return rows
+
+
+def _penalty_rows(base, arch):
+    rec = archs.get(arch)
+    method = "invariant_shrink" if rec.invariant else "relu_rebalance" if rec.rebalance else "none"
+    ratio = {"invariant_shrink": 1e-6, "relu_rebalance": 0.4, "none": 1.0}[method]
+    penalty = [dict(base, arch=arch, run_id=run_id(GRID_LR, wd, s), weight_decay=wd, seed=s,
+                    method=method, penalty_before=10.0, penalty_after=10.0 * ratio, ratio=ratio,
+                    scale=1e-3 if method == "invariant_shrink" else math.nan, loss_before=0.05,
+                    loss_after=0.05, rel_loss_change=5e-5, ratio_eps0=ratio * 1e-6)
+               for s in SEEDS for wd in WDS]
+    curve = [dict(base, arch=arch, run_id=run_id(GRID_LR, CLAIM_WD, 0), variant=variant,
+                  method=method, scale=a, penalty=10.0 * a * a, total_penalty=3.0 + 10.0 * a * a,
+                  rel_loss_change=change)
+             for a in np.logspace(-12, 0, 13) if method == "invariant_shrink"
+             for variant, change in (("model_eps", min(1.0, 1e-5 / (a * a) - 1e-5)),
+                                     ("eps0", 1e-7 * (a < 1)))]
+    return penalty, curve
+
+
+def _identity_rows(dataset, arch, rng):
+    rec = archs.get(arch)
+    rows = []
+    for i, name in enumerate(rec.layer_names(DEPTH)):
+        inv = rec.layer_invariant(i, DEPTH)
+        rows.append(dict(dataset=dataset, arch=arch, layer=name, layer_index=i,
+                         is_head=name == "head", predicted_invariant=inv, steps=300, lr=0.05,
+                         cos_abs_max=1e-7 if inv else 0.1, cos_abs_mean=1e-8 if inv else 0.01,
+                         identity_rel_err=1e-6 if inv else 0.3,
+                         identity_rel_err_total=1e-7 if inv else 0.1, norm_growth=1.5))
+    return rows
+
+
+def _probe_rows(dataset, arch):
+    rec = archs.get(arch)
+    return [dict(dataset=dataset, arch=arch, variant=v, invariant=rec.invariant, dtype="float64",
+                 steps=500, tol=1e-8,
+                 max_rel_loss_diff=1e-12 if rec.invariant and v == "exact" else 1e-3,
+                 steps_within_tol=500 if rec.invariant and v == "exact" else 20,
+                 tracks=rec.invariant and v == "exact")
+            for v in ("exact", "schedule", "exact_unscaled_eps")]
+
+
+def synthetic_tables(names=ARCHS, dataset="mnist1d", optimiser="sgdm", seed=0):
     """Every table of the contract with plausible values (one dataset, one optimiser)."""
     rng = np.random.default_rng(seed)
     base = dict(dataset=dataset, optimiser=optimiser)
-    points = list(dict.fromkeys([(GRID_LR, wd) for wd in WDS] + list(PAIRS)))
-    runs, dynamics, penalty, curve, symmetry, floors, identity = ([] for _ in range(7))
-    for arch in archs:
-        names = layer_names(arch, depth)
-        n_hidden = len(names) - 1
-        members = [("runs", lr, wd, s) for s in seeds for lr, wd in points]
-        members += [("mimic", GRID_LR, 0.0, s) for s in seeds]
-        for kind, lr, wd, s in members:
-            rid = _run_id(lr, wd, s)
-            test_acc = 0.95 + 0.02 * math.tanh(wd * 100) + rng.normal(0, 0.005)
-            train_acc = min(1.0, test_acc + 0.03 + rng.normal(0, 0.003))
-            runs.append(dict(
-                base, arch=arch, kind=kind, run_id=rid, lr=lr, weight_decay=wd, seed=s,
-                algorithm="sgd", momentum=MOMENTUM, status="ok", steps=1500,
-                train_loss=0.05, train_acc=train_acc, test_loss=0.2, test_acc=test_acc,
-                gen_gap_loss=0.15, gen_gap_acc=train_acc - test_acc,
-                hidden_penalty=10.0, head_sq_norm=3.0,
-                is_matched_pair=(lr, wd) in PAIRS,
-                mimic_reference=_run_id(GRID_LR, MIMIC_WD, s) if kind == "mimic" else None))
-            for i, name in enumerate(names):
-                pred = math.sqrt(2 * lr * wd / (1 + MOMENTUM)) if wd > 0 else math.nan
-                t_eq = 3 / (2 * lr * wd) if wd > 0 else math.inf
-                mean = (pred if wd > 0 else 1e-3) * math.exp(rng.normal(0, 0.08))
-                dynamics.append(dict(
-                    base, arch=arch, kind=kind, run_id=rid, lr=lr, weight_decay=wd, seed=s,
-                    algorithm="sgd", momentum=MOMENTUM, beta1=math.nan, layer=name,
-                    layer_index=i, is_head=name == "head",
-                    predicted_invariant=_layer_invariant(arch, i, n_hidden), steps=1500,
-                    t_equilibrium=t_eq, past_equilibrium=1500 >= t_eq, window_start=1125,
-                    angle_mean=mean, angle_pred=pred, angle_ratio=mean / pred,
-                    cos_abs_mean=10 ** rng.uniform(-7, -1), sq_norm_init=20.0,
-                    sq_norm_final=5.0, eff_lr_final=lr / 5.0))
-        method = ("invariant_shrink" if PREDICTED_JOINT_INVARIANT[arch]
-                  or PREDICTED_PER_LAYER_INVARIANT[arch] != "none"
-                  else "relu_rebalance" if arch in ("plain", "res", "preln") else "none")
-        for s in seeds:
-            for wd in WDS:
-                ratio = {"invariant_shrink": 1e-6, "relu_rebalance": 0.4, "none": 1.0}[method]
-                penalty.append(dict(
-                    base, arch=arch, run_id=_run_id(GRID_LR, wd, s), weight_decay=wd, seed=s,
-                    method=method, penalty_before=10.0, penalty_after=10.0 * ratio,
-                    ratio=ratio, scale=1e-3 if method == "invariant_shrink" else math.nan,
-                    loss_before=0.05, loss_after=0.05, rel_loss_change=5e-5,
-                    eps_limited=method == "invariant_shrink", total_penalty_before=13.0,
-                    total_penalty_after=3.0 + 10.0 * ratio,
-                    ratio_eps0=ratio * 1e-6 if method == "invariant_shrink" else ratio))
-        if method == "invariant_shrink":
-            for a in np.logspace(-12, 0, 13):
-                for variant, change in (("model_eps", min(1.0, 1e-5 / (a * a) - 1e-5)),
-                                        ("eps0", 1e-7 * (a < 1))):
-                    curve.append(dict(
-                        base, arch=arch, run_id=_run_id(GRID_LR, MIMIC_WD, 0), variant=variant,
-                        method=method, scale=a, penalty=10.0 * a * a,
-                        total_penalty=3.0 + 10.0 * a * a, rel_loss_change=change))
-        modes = ("train", "eval", "eval_rescaled") if arch == "bn" else ("eval",)
-        transforms = [("layer", i) for i in range(n_hidden)] + [("joint", -1)]
-        for mode in modes:
-            for transform, i in transforms:
-                if mode == "eval" and arch == "bn":
-                    pred = False
-                elif transform == "joint":
-                    pred = PREDICTED_JOINT_INVARIANT[arch]
-                else:
-                    pred = _layer_invariant(arch, i, n_hidden)
-                for a in (1e-2, 1e-1, 10.0, 100.0):
-                    rel = 10 ** rng.uniform(-16, -14) if pred else abs(math.log10(a)) * 0.3
-                    symmetry.append(dict(
-                        dataset=dataset, arch=arch,
-                        layer=names[i] if i >= 0 else "joint", layer_index=i,
-                        transform=transform, scale=a, mode=mode, rel_change=rel,
-                        predicted_invariant=pred, invariant=rel < 1e-5,
-                        matches_prediction=(rel < 1e-5) == pred,
-                        rel_change_model_eps=rel, invariant_model_eps=rel < 1e-5,
-                        norm_eps=1e-5, tol=1e-5))
-            if arch in ("ln", "resln", "preln_final"):
-                for i in [j for j in range(n_hidden) if _layer_invariant(arch, j, n_hidden)]:
-                    for dtype in ("float32", "float64"):
-                        floors.append(dict(
-                            dataset=dataset, arch=arch, layer=names[i], layer_index=i,
-                            dtype=dtype, floor=3e-3, grid_floor=5e-3, reached_grid_end=False,
-                            norm_eps=1e-5, a_eps=1e-3, first_order_floor=3e-3))
-        for i, name in enumerate(names):
-            inv = _layer_invariant(arch, i, n_hidden) and name != "head"
-            identity.append(dict(
-                dataset=dataset, arch=arch, layer=name, layer_index=i, is_head=name == "head",
-                predicted_invariant=inv, steps=300, lr=0.05,
-                cos_abs_max=10 ** rng.uniform(-8, -6) if inv else 10 ** rng.uniform(-2, -0.5),
-                cos_abs_mean=10 ** rng.uniform(-9, -7) if inv else 10 ** rng.uniform(-3, -1),
-                identity_rel_err=1e-6 if inv else 0.3, identity_rel_err_total=1e-7 if inv else 0.1,
-                norm_growth=1.5))
-    return dict(runs=pd.DataFrame(runs), dynamics=pd.DataFrame(dynamics),
-                penalty=pd.DataFrame(penalty), penalty_curve=pd.DataFrame(curve),
-                symmetry=pd.DataFrame(symmetry), epsilon_floor=pd.DataFrame(floors),
-                gradient_identity=pd.DataFrame(identity))
+    t = {k: [] for k in ("runs", "dynamics", "penalty", "penalty_curve", "symmetry",
+                         "gradient_identity", "equivalence_probe")}
+    for arch in names:
+        for kind, lr, wd, s in _members(SEEDS):
+            t["runs"].append(_run_row(base, arch, kind, lr, wd, s, rng))
+            if kind == "grid":
+                t["dynamics"] += _dynamics_rows(base, arch, lr, wd, s, rng)
+        penalty, curve = _penalty_rows(base, arch)
+        t["penalty"] += penalty
+        t["penalty_curve"] += curve
+        t["symmetry"] += _symmetry_rows(dataset, arch, rng)
+        t["gradient_identity"] += _identity_rows(dataset, arch, rng)
+        t["equivalence_probe"] += _probe_rows(dataset, arch)
+    return {k: pd.DataFrame(v) for k, v in t.items()}
+
+
+TESTS = {"C1": "numerical check", "C2": "numerical check", "C3": "numerical check",
+         "C4": "median ratio within band", "C5": "TOST", "C6": "Wilcoxon signed-rank",
+         "C7": "numerical check + TOST"}
 
 
 def synthetic_claims() -> dict:
-    """claims.json's shape: a list of records, plus top-level verdicts and tolerances."""
     verdicts = dict(C1="supported", C2="supported", C3="supported", C4="inconclusive",
-                    C5="refuted", C6="supported")
-    records = [{"id": cid, "title": f"claim {cid}", "verdict": v,
+                    C5="refuted", C6="supported", C7="supported")
+    records = [{"id": cid, "title": f"claim {cid}", "verdict": v, "test": TESTS[cid],
+                "n": {"wd": 12, "no_wd": 12} if cid in ("C6", "C7") else 8 + int(cid[1]),
                 "summary": f"synthetic summary of {cid}", "measured": {}}
                for cid, v in verdicts.items()]
-    records[-1]["measured"] = {"headline_weight_decay": MIMIC_WD, "mechanism": {
-        "ln": {"mimic_minus_decay": {"mean": -0.004}, "reproduces": True}}}
-    records[4]["measured"] = {"per_arch": {"plain": {
-        "test_acc_spread": 0.02, "accuracy_tolerance": 0.01, "accuracy_consistent": False}}}
-    return {"claims": records, "verdicts": verdicts,
+    records[4]["margin"] = 0.01
+    return {"claims": records, "verdicts": verdicts, "answer": "synthetic answer",
+            "settings": {"claims": {"weight_decay": CLAIM_WD}},
             "tolerances": {"c1_invariant": 1e-5, "c1_non_invariant": 1e-2, "c2_rel_loss": 1e-4,
                            "c3_cos": 1e-3, "c3_identity": 1e-2, "c4_rel": 0.15}}
+
+
+class StrictTables(Mapping):
+    """Only the declared tables exist; every lookup is recorded."""
+
+    def __init__(self, tables, allowed):
+        self._tables = {k: tables[k] for k in allowed}
+        self.read = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return self._tables[key]
+
+    def __iter__(self):
+        return iter(self._tables)
+
+    def __len__(self):
+        return len(self._tables)
 
 
 @pytest.fixture(scope="module")
@@ -170,138 +213,261 @@ def tables():
 
 
 @pytest.fixture(scope="module")
-def claims():
+def claims_json():
     return synthetic_claims()
 
 
-def _titles(fig: Figure) -> str:
-    texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
-    return "\n".join(texts)
+def _texts(fig: Figure) -> str:
+    return "\n".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
 
 
-def _data_axes(fig: Figure):
-    return [ax for ax in fig.get_axes() if ax.get_label() != "<colorbar>"]
+def _gids(fig: Figure, gid: str) -> list:
+    return [a for a in fig.findobj(lambda a: a.get_gid() == gid)]
 
 
-@pytest.mark.parametrize("name", plots.FIGURES)
-def test_every_figure_builds(name, tables, claims):
-    fig = plots.build_figure(name, tables, claims)
+@pytest.fixture(scope="module")
+def drawn(tables, claims_json):
+    """Each figure drawn once from only its declared tables: (figure, tables read,
+    claims read)."""
+    out = {}
+    for name in registry.NAMES:
+        record = registry.get(name)
+        strict = StrictTables(tables, record.tables)
+        claims = ClaimsView(claims_json)
+        out[name] = (record.draw(strict, claims), strict.read, claims.accessed)
+    return out
+
+
+@pytest.mark.parametrize("name", registry.NAMES)
+def test_figure_reads_exactly_its_declared_tables_and_claims(name, drawn, claims_json):
+    record = registry.get(name)
+    fig, tables_read, claims_read = drawn[name]
     assert isinstance(fig, Figure)
-    axes = _data_axes(fig)
-    assert len(axes) == EXPECTED_AXES[name]
-    assert all(ax.has_data() for ax in axes)
-    for cid in plots.FIGURE_CLAIMS[name]:
-        assert f"{cid}: {plots.verdict(claims, cid)}" in _titles(fig)
+    assert tables_read == set(record.tables)
+    assert claims_read == set(record.claims)
+    text = _texts(fig)
+    claims = ClaimsView(claims_json)
+    for cid in record.claims:
+        assert f"{cid}: {claims_json['verdicts'][cid]}" in text
+        assert TESTS[cid] in text and claims.n(cid) in text
+    assert not _gids(fig, "no-data")
 
 
-def test_symmetry_map_marks_predictions_and_mismatches(tables, claims):
+@pytest.mark.parametrize("name", registry.NAMES)
+def test_figure_draws_empty_tables_and_no_claims(name):
+    record = registry.get(name)
+    fig = record.draw({t: pd.DataFrame() for t in record.tables}, ClaimsView({}))
+    assert _gids(fig, "no-data")
+    assert f"{record.claims[0]}: n/a" in _texts(fig)
+
+
+_SAVE_ALL = """
+import sys
+sys.path.insert(0, {tests!r})
+import matplotlib
+matplotlib.use("Agg")
+from test_figures import synthetic_claims, synthetic_tables
+from wdnorm.figures import ClaimsView, registry, style
+tables, claims = synthetic_tables(), synthetic_claims()
+for name in registry.NAMES:
+    fig = registry.get(name).draw(tables, ClaimsView(claims))
+    style.save_figure(fig, f"{{sys.argv[1]}}/{{name}}", ["png", "pdf"], dpi=30)
+"""
+
+
+def test_figures_save_the_same_bytes_in_every_run(tmp_path):
+    """A figure job is a fresh process: two of them write byte-identical files (no
+    dates, no random ids, no unseeded jitter), and leave no temporary files."""
+    script = _SAVE_ALL.format(tests=str(REPO / "tests"))
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / d)])
+            for d in ("a", "b")]
+    assert [r.wait(timeout=300) for r in runs] == [0, 0]
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(f"{n}.{ext}" for n in registry.NAMES for ext in ("pdf", "png"))
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert (tmp_path / "a" / "mechanism.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "a" / "mechanism.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_save_figure_rejects_unknown_format(drawn, tmp_path):
+    with pytest.raises(ValueError, match="format"):
+        style.save_figure(drawn["mechanism"][0], tmp_path / "x", ["nope"], dpi=30)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_figure_without_one_arm_still_draws(tables, claims_json):
+    runs = tables["runs"]
+    no_mimic = {**tables, "runs": runs[runs["kind"] != "mimic"]}
+    fig = registry.get("mechanism").draw(no_mimic, ClaimsView(claims_json))
+    assert "mimic\n0/0 div." in _texts(fig)
+
+
+def test_accuracy_figure_counts_collapsed_and_diverged_runs(drawn):
+    fig = drawn["accuracy_vs_wd"][0]
+    # one collapsed bn seed at λ = 1e-2 of three; the grid λ axis and C6's λ are marked
+    assert "1/3" in _texts(fig) and _gids(fig, "collapsed")
+    assert _gids(fig, "claim-wd")
+
+
+def test_mechanism_counts_mimic_divergences(drawn):
+    fig = drawn["mechanism"][0]
+    text = _texts(fig)
+    assert "mimic\n1/3 div." in text and "mimic\n0/3 div." in text
+    assert f"λ* = {CLAIM_WD:g}" in text
+    invariant = [a for a in ARCHS if archs.get(a).invariant]
+    titles = [ax.get_title() for ax in fig.get_axes()]
+    assert sum(any(t.startswith(f"{a}: ") for t in titles) for a in ARCHS) == len(invariant)
+
+
+def test_c4_statistic_drawn_per_invariant_architecture(drawn):
+    fig = drawn["norm_dynamics"][0]
+    with_layers = [a for a in ARCHS if any(archs.get(a).layer_invariant(i, DEPTH)
+                                           for i in range(archs.get(a).n_linear(DEPTH)))]
+    assert len(_gids(fig, "c4-statistic")) == len(with_layers)
+
+
+def test_symmetry_map_frames_a_contradicted_prediction(tables, claims_json):
     sym = tables["symmetry"].copy()
-    # one cell predicted invariant but measured not: it must be outlined as a mismatch
     row = sym.index[(sym["arch"] == "ln") & (sym["transform"] == "layer")][0]
     sym.loc[row, ["rel_change", "invariant", "matches_prediction"]] = [0.5, False, False]
-    fig = plots.symmetry_map(sym, claims)
-    axes = _data_axes(fig)
-    assert len(axes) == sym["scale"].nunique()
-    labels = [t.get_text() for t in axes[0].get_yticklabels()]
-    assert any("train" in lab for lab in labels) and any("rescaled" in lab for lab in labels)
-    mismatches = sum(len([p for p in ax.patches if p.get_gid() == "mismatch"]) for ax in axes)
-    assert mismatches == 1
+    fig = registry.get("symmetry_map").draw({"symmetry": sym}, ClaimsView(claims_json))
+    assert len(_gids(fig, "mismatch")) == 1
 
 
-def test_accuracy_vs_wd_uses_grid_lr_only(tables, claims):
+def test_two_settings_stack_blocks(tables, claims_json):
     runs = tables["runs"]
-    grid = plots.grid_runs(runs)
-    assert set(grid["lr"]) == {GRID_LR}
-    assert (grid["kind"] == "runs").all()
-    assert 1e-2 in set(grid["weight_decay"])  # the matched pair at the grid lr stays
-    fig = plots.accuracy_vs_wd(runs, claims)
-    bottom_left = _data_axes(fig)[2]
-    assert "0" in [t.get_text() for t in bottom_left.get_xticklabels()]
-
-
-def test_mechanism_reads_reference_wd(tables):
-    assert plots.mimic_weight_decay(tables["runs"]) == pytest.approx(MIMIC_WD)
-
-
-def test_figures_without_claims_or_with_unknown_verdict(tables):
-    fig = plots.mechanism(tables["runs"], None)
-    assert "n/a" in _titles(fig)
-    fig = plots.mechanism(tables["runs"], {"claims": {"C6": {"verdict": "weird"}}})
-    assert "weird" in _titles(fig)
-
-
-def test_claim_lookup_and_tolerances(claims):
-    assert plots.claim(claims, "C5")["verdict"] == "refuted"
-    assert plots.claim({"claims": {"C2": {"verdict": "supported"}}}, "C2")["verdict"] == "supported"
-    assert plots.verdict({"verdicts": {"C3": "refuted"}}, "C3") == "refuted"
-    assert plots.claim(claims, "C9") == {} and plots.verdict(None, "C1") == "n/a"
-    assert plots.tolerance(claims, "c3_cos", 5.0) == 1e-3
-    assert plots.tolerance(claims, "nope", 5.0) == 5.0
-
-
-def test_claim_numbers_reach_the_figures(tables, claims):
-    fig = plots.mechanism(tables["runs"], claims)
-    assert "mimic − decay\n-0.4 pp" in _titles(fig)
-    fig = plots.lr_wd_collapse(tables["runs"], tables["dynamics"], claims)
-    assert "spread 2 pp" in _titles(fig) and "tol 1 pp" in _titles(fig)
-
-
-def test_mechanism_with_two_optimisers(tables, claims):
-    runs = tables["runs"]
-    adam = runs.assign(optimiser="adamw", lr=runs["lr"] / 50,
-                       mimic_reference=runs["mimic_reference"].str.replace("lr0.05", "lr0.001"))
-    fig = plots.mechanism(pd.concat([runs, adam], ignore_index=True), claims)
-    assert len(_data_axes(fig)) == 2
-    assert all(ax.has_data() for ax in _data_axes(fig))
-
-
-def test_two_settings_stack_subfigures(tables, claims):
-    runs = tables["runs"]
-    both = pd.concat([runs, runs.assign(dataset="mnist")], ignore_index=True)
-    fig = plots.accuracy_vs_wd(both, claims)
+    both = {"runs": pd.concat([runs, runs.assign(dataset="digits")], ignore_index=True)}
+    fig = registry.get("accuracy_vs_wd").draw(both, ClaimsView(claims_json))
     assert len(fig.subfigs) == 4  # header, one block per dataset, legend
-    assert "digits" in fig.subfigs[1].get_suptitle() and "mnist" in fig.subfigs[2].get_suptitle()
-    assert len(_data_axes(fig)) == 2 * EXPECTED_AXES["accuracy_vs_wd"]
+    assert "digits" in fig.subfigs[2].get_suptitle()
 
 
-def test_palette_and_labels_cover_every_architecture():
-    assert list(plots.PALETTE) == list(ARCHITECTURES)
-    assert len(set(plots.PALETTE.values())) == len(ARCHITECTURES)
-    assert plots.arch_label("ln") == "ln: ReLU(LN(Wh+b))"
-    assert all(plots.arch_label(a).startswith(f"{a}: ") for a in ARCHITECTURES)
+def test_lr_wd_collapse_draws_the_stated_margin(drawn, tables, claims_json):
+    fig = drawn["lr_wd_collapse"][0]
+    assert len(_gids(fig, "margin")) == len(ARCHS)
+    no_margin = json.loads(json.dumps(claims_json))
+    del no_margin["claims"][4]["margin"]
+    assert not _gids(registry.get("lr_wd_collapse").draw(tables, ClaimsView(no_margin)), "margin")
 
 
-def _small_figure() -> Figure:
-    fig = Figure(figsize=(2, 1.5), layout="constrained")
-    ax = fig.subplots()
-    ax.plot([0, 1], [1, 0], label="λ → 0")
-    ax.set_title("ε floor")
-    ax.legend()
-    return fig
+def test_paired_difference_pairs_by_seed():
+    frame = pd.DataFrame(dict(seed=[0, 1, 0, 1, 2], weight_decay=[0, 0, 1, 1, 1],
+                              test_acc=[0.5, 0.7, 0.6, 0.6, 0.9]))
+    diff = data.paired_difference(frame, "test_acc")
+    assert list(diff["seed"]) == [0, 1, 0, 1]  # seed 2 has no baseline
+    assert diff["diff"].round(6).tolist() == [0.0, 0.0, 0.1, -0.1]
 
 
-def test_save_figure_writes_every_format_atomically(tmp_path):
-    fig = _small_figure()
-    stem = tmp_path / "figs" / "mechanism"
-    paths = plots.save_figure(fig, stem, ["png", "pdf", "svg"], dpi=50)
-    assert [p.suffix for p in paths] == [".png", ".pdf", ".svg"]
-    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert paths[1].read_bytes()[:5] == b"%PDF-"
-    assert b"<svg" in paths[2].read_bytes()[:1000]
-    assert sorted(p.name for p in stem.parent.iterdir()) == [
-        "mechanism.pdf", "mechanism.png", "mechanism.svg"]  # no temporary files left
-    # a rebuilt figure saves byte-identically: no dates or random ids in the files
-    fig = _small_figure()
-    again = plots.save_figure(fig, tmp_path / "again" / "mechanism", ["png", "pdf", "svg"],
-                              dpi=50)
-    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths]
+def test_t_interval_quantiles():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 5, 9, 29, 30, 31, 60, 200):
+        assert data.t975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=1e-3)
+    mean, lo, hi = data.mean_ci([1.0, 2.0, 3.0])
+    assert (mean, lo, hi) == pytest.approx((2.0, 2 - 4.303 / math.sqrt(3), 2 + 4.303 / math.sqrt(3)))
+    assert math.isnan(data.mean_ci([1.0])[1])
 
 
-def test_save_figure_rejects_unknown_format(tmp_path):
-    fig = _small_figure()
-    with pytest.raises(ValueError, match="format"):
-        plots.save_figure(fig, tmp_path / "x", ["nope"], dpi=50)
-    assert list(tmp_path.iterdir()) == []
+def test_frozen_theme_matches_seaborn():
+    sns = pytest.importorskip("seaborn")
+    expected = {**sns.axes_style("ticks"), **sns.plotting_context("paper")}
+    assert set(style.SEABORN_THEME) == set(expected)
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert style.SEABORN_THEME[key] == pytest.approx(value), key
+        else:
+            assert style.SEABORN_THEME[key] == value, key
+
+
+def test_labels_and_colours_come_from_the_architecture_records():
+    assert style.label("ln") == "ln: ReLU(LN(Wh+b))"
+    assert all(style.label(a).startswith(f"{a}: ") for a in ARCHS)
+    assert [style.colour(a) for a in ARCHS] == [archs.get(a).colour for a in ARCHS]
+    assert style.label("unknown") == "unknown" and style.invariance_tag("plain") == "not invariant"
+
+
+def test_registry_records_are_consistent():
+    assert len(set(registry.NAMES)) == len(registry.NAMES) == 6
+    claims_shown = {c for r in registry.REGISTRY.values() for c in r.claims}
+    assert claims_shown == {f"C{i}" for i in range(1, 8)}
+    for record in registry.REGISTRY.values():
+        assert (NOTEBOOKS / f"{record.name}.ipynb").is_file()
+        assert (SRC / "figures" / f"{record.module}.py").is_file()
+        assert "DESIGN" not in record.caption
+    with pytest.raises(ValueError, match="valid"):
+        registry.get("nope")
+
+
+def _wdnorm_imports(path: Path) -> set[str]:
+    """The wdnorm modules a figures module imports, as source_hash names."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = "figures/" if node.level == 1 else ""
+            if node.module:
+                found.add(base + node.module.replace(".", "/"))
+            else:
+                found |= {base + a.name for a in node.names}
+    return found
+
+
+@pytest.mark.parametrize("name", registry.NAMES)
+def test_code_hash_covers_every_module_a_figure_runs(name):
+    record = registry.get(name)
+    pending, seen = [f"figures/{record.module}"], set()
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = SRC / f"{module}.py"
+        assert module in record.code_modules, f"{module} is not hashed"
+        pending += [m for m in _wdnorm_imports(path)
+                    if (SRC / f"{m}.py").is_file() and m != "figures/__init__"]
+    assert {"figures/registry", "archs"} <= seen
+
+
+def test_caption_reads_test_and_n_from_claims(claims_json):
+    text = registry.get("mechanism").caption_text(ClaimsView(claims_json))
+    assert "numerical check + TOST, n = 12" in text
+    assert "n = n/a" in registry.get("mechanism").caption_text()
+    assert format_n({"a": 10, "b": {"c": 8}}) == "n = 8–10" and format_n(True) == "n = n/a"
+
+
+def test_report_texts_are_valid_rst(claims_json, tmp_path, monkeypatch):
+    docutils_core = pytest.importorskip("docutils.core")
+    table = report.verdict_table(ClaimsView(claims_json))
+    html = docutils_core.publish_parts(table, writer_name="html",
+                                       settings_overrides={"halt_level": 2})["body"]
+    for cid, verdict in claims_json["verdicts"].items():
+        assert cid in html and verdict in html
+    assert "synthetic answer" in html and "Wilcoxon signed-rank" in html
+    # the report's templates include the files the rules write, relative to the workdir
+    monkeypatch.chdir(tmp_path)
+    report.write_caption(registry.get("mechanism"), ClaimsView(claims_json),
+                         "results/captions/mechanism.rst")
+    caption = (REPO / "workflow" / "report" / "figure.rst").read_text()
+    jinja2 = pytest.importorskip("jinja2")
+    rendered = jinja2.Template(caption).render(
+        snakemake=SimpleNamespace(wildcards=SimpleNamespace(figure="mechanism")))
+    html = docutils_core.publish_parts(rendered, writer_name="html",
+                                       settings_overrides={"halt_level": 2})["body"]
+    assert "numerical check + TOST" in html
+
+
+def test_notebook_templates_draw_their_figure():
+    import nbformat
+
+    for name in registry.NAMES:
+        nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        nbformat.validate(nb)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1
+        for key in ("table_paths", "claims_path", "output_stem", "caption_path", "formats", "dpi"):
+            assert f"{key} =" in tagged[0].source
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert f"figures.get({name!r})" in code and f"{registry.get(name).module}.draw(" in code
+        assert "DESIGN" not in json.dumps(nb)
 
 
 class _Names(list):
@@ -311,50 +477,36 @@ class _Names(list):
         super().__init__([*items, *named.values()])
         self.__dict__.update(named)
 
+    def __getitem__(self, key):
+        return self.__dict__[key] if isinstance(key, str) else super().__getitem__(key)
 
-@pytest.mark.slow
-def test_figure_script_executes_notebook(tmp_path, monkeypatch, tables, claims):
-    """workflow/scripts/figure.py runs the real template with papermill on synthetic
-    tables: the figure files and the executed notebook (with the image) appear, and no
-    temporary file is left."""
+
+def test_figure_script_executes_the_notebook(tmp_path, monkeypatch, tables, claims_json):
+    """workflow/scripts/figure.py on the real template: the figure files, the caption and
+    the executed notebook (with the image) appear, and no temporary file is left."""
     pytest.importorskip("papermill")
-    tables_dir = tmp_path / "results" / "tables"
-    tables_dir.mkdir(parents=True)
-    for name, frame in tables.items():
-        frame.to_csv(tables_dir / f"{name}.csv", index=False)
-    (tmp_path / "results" / "claims.json").write_text(json.dumps(claims))
+    record = registry.get("mechanism")
+    for name in record.tables:
+        path = tmp_path / "results" / "tables" / f"{name}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tables[name].to_csv(path, index=False)
+    (tmp_path / "results" / "claims.json").write_text(json.dumps(claims_json))
     monkeypatch.chdir(tmp_path)
     snakemake = SimpleNamespace(
-        input=_Names(notebook=str(NOTEBOOKS / "mechanism.ipynb"),
-                     tables=[f"results/tables/{n}.csv" for n in tables],
-                     claims="results/claims.json"),
-        output=_Names(["figures/mechanism.png"], notebook="results/notebooks/mechanism.ipynb"),
-        params=SimpleNamespace(dpi=40, formats=["png"]),
+        input=_Names(notebook=str(NOTEBOOKS / "mechanism.ipynb"), claims="results/claims.json",
+                     **{n: f"results/tables/{n}.csv" for n in record.tables}),
+        output=_Names(["figures/mechanism.png", "figures/mechanism.pdf"],
+                      notebook="results/notebooks/mechanism.ipynb",
+                      caption="results/captions/mechanism.rst"),
+        params=SimpleNamespace(dpi=30, formats=["png", "pdf"]),
         wildcards=SimpleNamespace(figure="mechanism"),
-        log=["results/logs/figures/mechanism.log"],
-    )
+        log=["results/logs/figures/mechanism.log"])
     runpy.run_path(str(SCRIPTS / "figure.py"), init_globals={"snakemake": snakemake})
     assert (tmp_path / "figures" / "mechanism.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     executed = json.loads((tmp_path / "results" / "notebooks" / "mechanism.ipynb").read_text())
-    outputs = [o for c in executed["cells"] if c["cell_type"] == "code"
-               for o in c.get("outputs", [])]
+    outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert not any(o.get("output_type") == "error" for o in outputs)
-    assert sorted(p.name for p in (tmp_path / "results" / "notebooks").iterdir()) == [
-        "mechanism.ipynb"]
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["mechanism.png"]
-
-
-@pytest.mark.parametrize("name", plots.FIGURES)
-def test_notebook_templates_have_parameters(name):
-    import nbformat
-
-    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    nbformat.validate(nb)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    for key in ("tables_dir", "claims_path", "output_stem", "formats", "dpi"):
-        assert f"{key} =" in tagged[0].source
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert f"plots.{name}(" in code and "plots.save_figure(" in code
+    assert "numerical check + TOST" in (tmp_path / "results" / "captions" / "mechanism.rst").read_text()
+    for folder in ("figures", "results/notebooks", "results/captions"):
+        assert not [p.name for p in (tmp_path / folder).iterdir() if p.name.startswith(".")]

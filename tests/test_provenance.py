@@ -110,18 +110,60 @@ def test_config_hash_is_stable_and_order_independent():
     assert provenance.config_hash({"x": [1, 2]}) != provenance.config_hash({"x": [2, 1]})
 
 
+SETTINGS = {"model": {"width": 8}, "training": {"epochs": 2},
+            "optimiser": {"name": "sgdm", "algorithm": "sgd", "lr": 0.1, "momentum": 0.9}}
+
+
 def test_settings_hash_ignores_what_names_the_run():
-    base = {"model": {"width": 8}, "training": {"epochs": 2}}
-    one = {**base, "dataset": "digits", "optimiser": "sgdm", "kind": "runs",
-           "member": {"lr": 0.1, "weight_decay": 0.0, "seed": 0}, "slab": {"arch": "ln"}}
-    two = {**base, "dataset": "digits", "optimiser": "sgdm", "kind": "mimic",
-           "member": {"lr": 0.1, "weight_decay": 0.0, "seed": 1}, "slab": {"arch": "bn"}}
+    one = provenance.run_values(SETTINGS, dataset="digits", slab={"arch": "ln"},
+                                member={"lr": 0.1, "weight_decay": 0.0, "seed": 0}, kind="grid")
+    two = provenance.run_values(SETTINGS, dataset="mnist", slab={"arch": "bn"},
+                                member={"lr": 0.1, "weight_decay": 0.01, "seed": 1},
+                                kind="exact")
     assert provenance.settings_hash(one) == provenance.settings_hash(two)
     assert provenance.settings_hash(one) != provenance.settings_hash(
         {**one, "training": {"epochs": 3}})
 
 
-def test_source_hash_follows_the_source():
-    assert provenance.source_hash(["grid"]) == provenance.source_hash(["grid"])
-    assert provenance.source_hash(["grid"]) != provenance.source_hash(["layout"])
-    assert provenance.source_hash(["grid", "layout"]) == provenance.source_hash(["layout", "grid"])
+@pytest.mark.parametrize("key, value", [("momentum", 0.5), ("algorithm", "adamw"),
+                                        ("name", "other"), ("lr", 0.2)])
+def test_settings_hash_counts_the_optimiser(key, value):
+    values = provenance.run_values(SETTINGS, dataset="digits", slab={}, member={}, kind="grid")
+    changed = {**values, "optimiser": {**values["optimiser"], key: value}}
+    assert provenance.settings_hash(values) != provenance.settings_hash(changed)
+
+
+def test_training_values_name_the_optimiser():
+    config = {"n_train": None, "subset_seed": 0, "model": {"width": 8}, "decay_scope": "hidden",
+              "training": {"epochs": 2}, "seeds": [0, 1],
+              "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.1, "momentum": 0.9},
+                             "adamw": {"algorithm": "adamw", "lr": 0.001}}}
+    values = provenance.training_values(config, "sgdm")
+    assert values == {"n_train": None, "subset_seed": 0, "model": {"width": 8},
+                      "decay_scope": "hidden", "training": {"epochs": 2},
+                      "optimiser": {"name": "sgdm", "algorithm": "sgd", "lr": 0.1,
+                                    "momentum": 0.9}}
+    assert provenance.training_values(config, "adamw")["optimiser"]["name"] == "adamw"
+
+
+def test_source_hash_follows_the_source(tmp_path):
+    (tmp_path / "single.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "sub" / "deep.py").write_text("y = 1\n")
+    before = provenance.source_hash(["single", "pkg"], tmp_path)
+    assert before == provenance.source_hash(["pkg", "single"], tmp_path)  # order-free
+    assert before != provenance.source_hash(["single"], tmp_path)
+    (tmp_path / "pkg" / "sub" / "deep.py").write_text("y = 2\n")  # a file deep in a package
+    edited = provenance.source_hash(["single", "pkg"], tmp_path)
+    assert edited != before
+    (tmp_path / "pkg" / "new.py").write_text("")                 # a new, empty module
+    assert provenance.source_hash(["single", "pkg"], tmp_path) != edited
+    with pytest.raises(FileNotFoundError):
+        provenance.source_hash(["nowhere"], tmp_path)
+
+
+def test_every_training_module_is_hashed():
+    """A module turned into a package (engine/, data/) still counts, and none is missing
+    (a missing one would make the training code hash None)."""
+    assert provenance.training_code_hash() is not None

@@ -1,27 +1,21 @@
-"""Claims C1/C2 machinery: the symmetry map against DESIGN §3's predictions, the ε floor,
-and penalty removal. Every expected number here is computed, never stored."""
+"""Claims C1/C2 machinery: the symmetry map against the predicted invariances of
+docs/architectures.md, the ε floor, and penalty removal. Every expected number here is
+computed, never stored."""
 
 import copy
 import math
 
-import pandas as pd
 import pytest
 import torch
 from torch.nn import functional as F
 
+from wdnorm import archs
 from wdnorm.models import ARCHITECTURES, build_model, layer_names
-from wdnorm.symmetry import (
-    CURVE_COLUMNS,
-    SYMMETRY_COLUMNS,
-    epsilon_floor,
-    invariant_layers,
-    rebalance,
-    remove_penalty,
-    shrink,
-    symmetry_map,
-    total_penalty,
-    train_loss,
-)
+from wdnorm.probes.epsilon_floor import epsilon_floor
+from wdnorm.probes.penalty import CURVE_COLUMNS, remove_penalty, total_penalty, train_loss
+from wdnorm.probes.rebalance import rebalance
+from wdnorm.probes.symmetry_map import SYMMETRY_COLUMNS, invariant_layers, symmetry_map
+from wdnorm.probes.transforms import shrink
 
 D_IN, WIDTH, DEPTH, N_CLASSES = 16, 32, 3, 10
 
@@ -83,8 +77,9 @@ def test_symmetry_map_matches_design_table(arch, x):
 
 
 def test_symmetry_map_predictions_cover_the_table(x):
-    """The predicted-invariant cells are exactly DESIGN §3's: every hidden layer for ln/bn,
-    the blocks (not the stem) for resln, the joint group for ln/bn/preln_final."""
+    """The predicted-invariant cells are exactly docs/architectures.md's: every hidden
+    layer for ln/bn, the blocks (not the stem) for resln, the joint group for
+    ln/bn/preln_final."""
     for arch in ARCHITECTURES:
         t = symmetry_map(make(arch), x, scales=(10.0,))
         mode = "eval_rescaled" if arch == "bn" else "eval"
@@ -178,7 +173,9 @@ def test_remove_penalty_ln_is_eps_limited():
     curve = r["curve"]
     assert list(curve.columns) == CURVE_COLUMNS
     assert (curve[curve["scale"] < 0.1 * r["scale"]]["rel_loss_change"] > 1e-4).all()
-    pd.DataFrame([{k: v for k, v in r.items() if k != "curve"}])  # a table row
+    # every hidden layer of ln is invariant on its own, so all of them shrink
+    assert r["shrunk"] == ",".join(f"linears.{i}.{p}" for i in range(DEPTH)
+                                   for p in ("weight", "bias"))
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k]), k
 
@@ -214,7 +211,7 @@ def test_shrink_bn_rescales_running_stats():
     assert train_loss(small, xs, ys) == pytest.approx(train_loss(model, xs, ys), rel=1e-4)
 
 
-@pytest.mark.parametrize("granularity", ["neuron", "layer"])
+@pytest.mark.parametrize("granularity", ["unit", "layer"])
 def test_plain_relu_rebalance(granularity):
     model, xs, ys = trained("plain")
     r = remove_penalty(model, xs, ys, granularity=granularity)
@@ -225,21 +222,21 @@ def test_plain_relu_rebalance(granularity):
     assert math.isnan(r["scale"]) and r["curve"].empty and not r["eps_limited"]
 
 
-def test_rebalance_is_an_exact_symmetry_and_neuron_beats_layer():
+def test_rebalance_is_an_exact_symmetry_and_units_beat_layers():
     model, xs, _ = trained("plain")
     model64 = copy.deepcopy(model).double().eval()
     x64 = xs.double()
     with torch.no_grad():
         ref = model64(x64)
     totals = {}
-    for granularity in ("layer", "neuron"):
+    for granularity in ("layer", "unit"):
         after, info = rebalance(model64, granularity=granularity)
         with torch.no_grad():
             out = after(x64)
         assert float((out - ref).abs().max() / ref.abs().max()) < 1e-12
         totals[granularity] = total_penalty(after)
         assert info["objective_after"] <= info["objective_before"]
-    assert totals["neuron"] <= totals["layer"] * (1 + 1e-9)
+    assert totals["unit"] < totals["layer"] * (1 - 1e-6)
 
 
 @pytest.mark.parametrize("arch", ["res", "preln"])
@@ -269,3 +266,27 @@ def test_postln_has_a_symmetry_outside_the_per_layer_table(x):
             m.linears[0].bias.mul_(a)
             m.linears[1].bias.mul_(a)
             assert float((m(x64) - ref).abs().max() / ref.abs().max()) < 1e-12
+
+
+# ----------------------------------------------------------------------------- registry
+
+def test_a_new_record_needs_no_probe_edit(monkeypatch, x):
+    """The probes ask the record, never the name: a residual BatchNorm-on-branch
+    architecture, h <- h + BN(f(h)), is probed from its record alone -- block layers
+    invariant with batch statistics or rescaled running statistics, the stem not -- and
+    C2 shrinks exactly its blocks."""
+    record = archs.Arch("resbn", "h <- h + BN(f(h))", "residual",
+                        archs.REGISTRY["resln"].block, "batch", per_layer_invariant="blocks")
+    monkeypatch.setitem(archs.REGISTRY, "resbn", record)
+    table = symmetry_map(make("resbn"), x, scales=(0.1, 10.0))
+    assert table["matches_prediction"].all()
+    assert set(table["mode"]) == {"train", "eval", "eval_rescaled"}
+    assert invariant_layers(table, "eval_rescaled") == ([1, 2, 3], False)
+    assert invariant_layers(table, "eval") == ([], False)
+    model, xs, ys = trained("resbn", steps=10)
+    r = remove_penalty(model, xs, ys, curve_scales=[])
+    assert r["method"] == "invariant_shrink" and r["group_kind"] == "layer" and r["loss_ok"]
+    assert r["shrunk"] == ",".join(f"linears.{i}.{p}" for i in (1, 2, 3)
+                                   for p in ("weight", "bias"))
+    floor = epsilon_floor(model, x, 2, scales=(1.0, 0.1), dtypes=(torch.float64,))
+    assert floor["mode"] == "eval_rescaled" and floor["var_z_median"] > 0

@@ -52,16 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser(
         "audit", help="check that a results directory can be trusted",
         description="Check a results directory (possibly made elsewhere and copied): run "
-                    "manifests (integrity), the grid of a config (completeness), "
-                    "provenance, a replay of K runs, and the claims' verdicts. Exit status: "
+                    "manifests and slab.json (integrity), the runs of a config "
+                    "(completeness), provenance, a replay of K runs, and the claims' "
+                    "verdicts. Exit status: "
                     "0 all checks pass, 1 a check failed, 2 the audit could not run.")
     audit.add_argument("results_dir", metavar="RESULTS_DIR", type=Path,
-                       help="the results directory (holding runs/, mimic/, tables/, "
-                            "claims.json)")
+                       help="the results directory (holding runs/, tables/, claims.json)")
     audit.add_argument("--config", type=Path, metavar="YAML",
-                       help="the config the results should have been made with: enables "
-                            "the completeness check, the config comparison of provenance "
-                            "and the claims settings")
+                       help="the config the results should have been made with (its "
+                            "defaults come from the schema): enables the completeness "
+                            "check and the config comparison of provenance and claims")
     audit.add_argument("--data-dir", type=Path, metavar="DIR",
                        help="data directory holding prepared/{dataset}.pt "
                             "(default: RESULTS_DIR/../data)")

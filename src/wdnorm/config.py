@@ -48,8 +48,13 @@ def _fill(value: Any, node: dict) -> Any:
 
 
 def with_defaults(config: dict) -> dict:
-    """A copy of ``config`` with every default of the schema filled in."""
-    return _fill(copy.deepcopy(config), _schema())
+    """A copy of ``config`` with every default of the schema filled in (the default
+    architectures are every record of the registry, which the schema does not repeat)."""
+    from . import archs
+
+    filled = _fill(copy.deepcopy(config), _schema())
+    filled.setdefault("architectures", list(archs.ARCHITECTURES))
+    return filled
 
 
 def defaults(*path: str) -> Any:

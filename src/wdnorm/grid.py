@@ -2,37 +2,89 @@
 
 from __future__ import annotations
 
+import math
+
+from . import archs
 from .engine import Member
 
+EQUIVALENT_KINDS = ("exact", "schedule", "mimic")
 
-def slab_members(lr: float, weight_decays: list[float], seeds: list[int],
-                 matched_pairs: list[tuple[float, float]] = ()) -> list[Member]:
-    """Every (lr, weight decay) of the grid plus the matched-ηλ pairs of claim C5, for
-    every seed; duplicates (a pair that is also a grid point) are trained once. Ordered
-    seed-major so that members sharing a batch stream sit side by side."""
+
+def grid_points(lr: float, weight_decays, matched_pairs=()) -> list[tuple[float, float]]:
+    """Every (lr, weight decay) of the grid plus the matched-ηλ pairs of claim C5;
+    a pair that is also a grid point is trained once."""
     points = [(lr, wd) for wd in weight_decays] + [tuple(p) for p in matched_pairs]
-    unique = list(dict.fromkeys((float(a), float(b)) for a, b in points))
-    return [Member(a, b, int(s)) for s in seeds for a, b in unique]
+    return list(dict.fromkeys((float(a), float(b)) for a, b in points))
 
 
-def mimic_members(lr: float, seeds: list[int]) -> list[Member]:
-    """The C6 mechanism runs: no weight decay, one per seed, each following the grid run
-    :func:`mimic_reference` (lr, the mimic weight decay, seed)."""
-    return [Member(lr, 0.0, int(s)) for s in seeds]
+def equivalent_weight_decays(config: dict) -> list[float]:
+    """The λ at which the LR-schedule equivalents and the mimic train: the claims' λ
+    unless ``equivalents.weight_decays`` lists more."""
+    listed = config["equivalents"].get("weight_decays")
+    return [float(w) for w in (listed or [config["claims"]["weight_decay"]])]
 
 
-def mimic_reference(lr: float, weight_decay: float, seed: int) -> Member:
-    return Member(lr, weight_decay, int(seed))
+def slab_members(config: dict, optimiser: str, arch: str) -> list[Member]:
+    """Every member of the slab of ``optimiser`` and ``arch`` (``config`` defaults-filled):
+    the grid and matched pairs, and the equivalents of the grid runs at
+    :func:`equivalent_weight_decays` where they are informative -- SGD (the only
+    optimiser with an exact equivalent) on an architecture with a predicted symmetry
+    (elsewhere the float64 equivalence probe is the contrast that shows the equivalence
+    failing, at a fraction of the cost). Seed-major, so members sharing a batch stream sit
+    side by side."""
+    opt = config["optimisers"][optimiser]
+    lr = float(opt["lr"])
+    points = grid_points(lr, config["weight_decays"], config.get("matched_pairs", []))
+    wanted = opt["algorithm"] == "sgd" and archs.get(arch).invariant
+    kinds = list(config["equivalents"]["kinds"]) if wanted else []
+    members = []
+    for seed in config["seeds"]:
+        members += [Member(a, b, int(seed)) for a, b in points]
+        members += [Member(lr, wd, int(seed), kind) for wd in equivalent_weight_decays(config)
+                    for kind in kinds]
+    return members
 
 
 def check_config(config: dict) -> None:
     """Cross-key checks the JSON schema cannot express; raise before any job runs."""
+    for arch in config["architectures"]:
+        try:
+            archs.check_architecture(arch)
+        except ValueError as error:
+            raise ValueError(f"architectures: {error}") from None
     wds = [float(w) for w in config["weight_decays"]]
-    mimic = config.get("mimic", {}).get("weight_decay")
-    if mimic is not None and float(mimic) not in wds:
-        raise ValueError(f"mimic.weight_decay={mimic!r} is not one of weight_decays={wds}: "
-                         "the mimic runs follow the grid run with that weight decay")
+    claims_wd = float(config["claims"]["weight_decay"])
+    if claims_wd not in wds:
+        raise ValueError(f"claims.weight_decay={claims_wd!r} is not one of weight_decays="
+                         f"{wds}: the claims compare the grid run at that λ with λ = 0")
+    if 0.0 not in wds:
+        raise ValueError(f"weight_decays={wds} has no 0: every comparison is against the "
+                         "λ = 0 run of the same seed")
+    for wd in equivalent_weight_decays(config):
+        if wd not in wds:
+            raise ValueError(f"equivalents.weight_decays has {wd!r}, not one of "
+                             f"weight_decays={wds}: an equivalent stands for a grid run")
     products = [a * b for a, b in config.get("matched_pairs", [])]
     if products and max(products) > min(products) * (1 + 1e-9):
         raise ValueError(f"matched_pairs must share one product lr*weight_decay, got "
                          f"{config['matched_pairs']} with products {products}")
+    _check_equivalents_exist(config)
+
+
+def _check_equivalents_exist(config: dict) -> None:
+    """The equivalents' k_t stays positive only while x² − (1+α−ηλ)x + α has real roots,
+    i.e. ηλ ≤ (1 − √α)²; beyond, k_t oscillates through 0 and no equivalent exists."""
+    if not config["equivalents"]["kinds"]:
+        return
+    for name, opt in config["optimisers"].items():
+        if opt["algorithm"] != "sgd":
+            continue
+        alpha = float(opt.get("momentum", 0.0))
+        limit = (1 - math.sqrt(alpha)) ** 2
+        for wd in equivalent_weight_decays(config):
+            if float(opt["lr"]) * wd > limit:
+                raise ValueError(
+                    f"optimisers.{name}: lr*λ = {float(opt['lr']) * wd:g} at λ={wd:g} exceeds "
+                    f"(1-√momentum)² = {limit:.4g}: no LR-schedule equivalent exists there "
+                    f"(k_t crosses 0). Lower equivalents.weight_decays / claims.weight_decay "
+                    f"or the learning rate, or set equivalents.kinds: []")

@@ -5,14 +5,17 @@ layout is written down once::
 
     data/raw/{dataset}/                      downloads (torchvision roots)
     data/prepared/{dataset}.pt               tensors (see wdnorm.data)
-    data/prepared/{dataset}.json             dataset meta: raw sha256s, stats, split sizes
-    results/runs/{dataset}/{optimiser}/{arch}/{run_id}/
-        metrics.json                         spec, per-epoch history, final metrics, status
-        trace.npz                            per-step, per-layer dynamics (see wdnorm.engine)
-        model.pt                             state_dict of wdnorm.models.build_model(...)
-        provenance.json                      who/what/where made it (see wdnorm.provenance)
-        MANIFEST.sha256                      sha256 of the files above, written last
-    results/mimic/{dataset}/{optimiser}/{arch}/{run_id}/   same files: C6 mechanism runs
+    data/prepared/{dataset}.json             dataset meta: sha256s, stats, split sizes
+    results/runs/{dataset}/{optimiser}/{arch}/
+        {run_id}/                            one run of the slab (any kind)
+            metrics.json                     spec, per-evaluation history, final metrics, status
+            trace.npz                        per-step, per-layer dynamics (see wdnorm.engine)
+            model.pt                         state_dict of wdnorm.models.build_model(...)
+            provenance.json                  who/what/where made it (see wdnorm.provenance)
+            MANIFEST.sha256                  sha256 of the files above, written last
+        slab.json                            the slab's members and their manifests' sha256,
+                                             written after every run: the slab is complete
+    results/checkpoints/{dataset}/{optimiser}/{arch}.pt   a slab in training (deleted at the end)
     results/tables/*.csv                     tidy tables (evaluation stage)
     results/claims.json, results/CLAIMS.md   verdicts
     results/notebooks/*.ipynb                executed figure notebooks
@@ -24,16 +27,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUN_FILES = ("metrics.json", "trace.npz", "model.pt", "provenance.json")
+SLAB_MANIFEST = "slab.json"
+GRID_KIND = "grid"
 
 
-def run_id(lr: float, weight_decay: float, seed: int) -> str:
-    """``lr0.05_wd0.001_s0``: %g keeps ids short, unique and stable across platforms."""
-    return f"lr{lr:g}_wd{weight_decay:g}_s{seed}"
+def run_id(lr: float, weight_decay: float, seed: int, kind: str = GRID_KIND) -> str:
+    """``lr0.05_wd0.001_s0`` (a grid run) or ``lr0.05_wd0.001_s0_exact`` (a run standing
+    for that grid run): %g keeps ids short, unique and stable across platforms."""
+    base = f"lr{lr:g}_wd{weight_decay:g}_s{seed}"
+    return base if kind == GRID_KIND else f"{base}_{kind}"
 
 
-def parse_run_id(name: str) -> tuple[float, float, int]:
-    lr, wd, seed = name.split("_")
-    return float(lr[2:]), float(wd[2:]), int(seed[1:])
+def parse_run_id(name: str) -> tuple[float, float, int, str]:
+    """(lr, weight_decay, seed, kind) of a run id."""
+    parts = name.split("_")
+    lr, wd, seed = parts[:3]
+    kind = parts[3] if len(parts) > 3 else GRID_KIND
+    return float(lr[2:]), float(wd[2:]), int(seed[1:]), kind
 
 
 @dataclass(frozen=True)
@@ -53,12 +63,25 @@ class Layout:
     def prepared_meta(self, dataset: str) -> Path:
         return self.data / "prepared" / f"{dataset}.json"
 
-    def slab_dir(self, dataset: str, optimiser: str, arch: str, kind: str = "runs") -> Path:
-        return self.results / kind / dataset / optimiser / arch
+    def slab_dir(self, dataset: str, optimiser: str, arch: str) -> Path:
+        return self.results / "runs" / dataset / optimiser / arch
 
-    def run_dir(self, dataset: str, optimiser: str, arch: str, run: str,
-                kind: str = "runs") -> Path:
-        return self.slab_dir(dataset, optimiser, arch, kind) / run
+    def slab_manifest(self, dataset: str, optimiser: str, arch: str) -> Path:
+        return self.slab_dir(dataset, optimiser, arch) / SLAB_MANIFEST
+
+    def run_dir(self, dataset: str, optimiser: str, arch: str, run: str) -> Path:
+        return self.slab_dir(dataset, optimiser, arch) / run
+
+    def checkpoint(self, dataset: str, optimiser: str, arch: str) -> Path:
+        return self.results / "checkpoints" / dataset / optimiser / f"{arch}.pt"
 
     def table(self, name: str) -> Path:
         return self.results / "tables" / f"{name}.csv"
+
+    @property
+    def claims(self) -> Path:
+        return self.results / "claims.json"
+
+    @property
+    def claims_markdown(self) -> Path:
+        return self.results / "CLAIMS.md"

@@ -4,7 +4,8 @@
 determine it and their hash, the code version (git commit, dirty flag, package version
 and a content hash of the training code), the versions of Python and the pinned
 packages, the device, thread count, seed, wall time and the sha256 of the prepared
-dataset. :mod:`wdnorm.audit` reads it back to decide whether results made somewhere
+dataset. :func:`training_values` and :func:`run_values` say which config values a run
+records. :mod:`wdnorm.audit` reads it back to decide whether results made somewhere
 else can be trusted here.
 """
 
@@ -38,9 +39,14 @@ FIELDS = ("config_values", "config_hash", "code", "packages", "device", "device_
           "threads", "torch_threads", "seed", "wall_seconds", "dataset_sha256", "host",
           "platform", "created_utc", "argv", "pid")
 
+# The config keys a trained run depends on besides its optimiser (the workflow passes
+# training_values(config, optimiser) to the training job; the audit compares them).
+TRAINING_KEYS = ("n_train", "subset_seed", "model", "decay_scope", "training")
+
 # The keys of a run's config values that describe the run itself, not the config
-# settings it was made with (see wdnorm.tasks.train_and_write).
-RUN_KEYS = ("dataset", "optimiser", "slab", "member", "kind")
+# settings it was made with (see run_values). The optimiser is a setting: its name,
+# algorithm and hyper-parameters are part of the settings hash.
+RUN_KEYS = ("dataset", "slab", "member", "kind")
 
 _GIT_TIMEOUT = 10
 _MAX_DIRTY_PATHS = 20
@@ -53,20 +59,53 @@ def config_hash(values: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def optimiser_settings(config: dict, optimiser: str) -> dict:
+    """The optimiser a run records: its name with the config entry's algorithm and
+    hyper-parameters (``config`` defaults-filled, see :func:`wdnorm.config.with_defaults`)."""
+    return {"name": optimiser, **config["optimisers"][optimiser]}
+
+
+def training_values(config: dict, optimiser: str) -> dict:
+    """The config values every run of ``optimiser`` depends on (defaults-filled
+    ``config``): :data:`TRAINING_KEYS` and :func:`optimiser_settings`."""
+    return {**{key: config.get(key) for key in TRAINING_KEYS},
+            "optimiser": optimiser_settings(config, optimiser)}
+
+
+def run_values(settings: dict, *, dataset: str, slab: dict, member: dict, kind: str) -> dict:
+    """The ``config_values`` of one run's provenance: the :func:`training_values` it was
+    trained with plus what names the run (:data:`RUN_KEYS`)."""
+    return {**settings, "dataset": dataset, "slab": slab, "member": member, "kind": kind}
+
+
 def settings_hash(config_values: dict) -> str:
     """Hash of the config *settings* part of a run's config values (everything but
-    :data:`RUN_KEYS`): equal for every run made from one config."""
+    :data:`RUN_KEYS`, so the optimiser's name and hyper-parameters count): equal for
+    every run of one optimiser made from one config."""
     return config_hash({k: v for k, v in config_values.items() if k not in RUN_KEYS})
 
 
-def source_hash(modules) -> str:
-    """sha256 over the source of the named ``wdnorm`` modules."""
+def source_hash(modules, root: Path | None = None) -> str:
+    """sha256 over the source of the named modules of ``root`` (default: this package);
+    a package (a directory) counts with every ``.py`` file under it, named by its path."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
     for name in sorted(modules):
-        digest.update(name.encode())
-        digest.update((here / f"{name}.py").read_bytes())
+        for label, path in _module_sources(root, name):
+            digest.update(label.encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _module_sources(root: Path, name: str) -> list[tuple[str, Path]]:
+    package = root / name
+    if package.is_dir():
+        return [(f"{name}/{p.relative_to(package).as_posix()}", p)
+                for p in sorted(package.rglob("*.py")) if "__pycache__" not in p.parts]
+    path = root / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"no module {name} at {path}")
+    return [(name, path)]
 
 
 def training_code_hash() -> str | None:

@@ -1,13 +1,16 @@
-"""One run (slab member) on disk: write it atomically, read it back.
+"""One run (slab member) on disk: its metrics, written atomically, and read back.
 
 Files of a run directory (see :mod:`wdnorm.layout`): ``metrics.json``, ``trace.npz``,
 ``model.pt``, ``provenance.json``, then ``MANIFEST.sha256`` last -- a run directory
-without a manifest is incomplete by definition.
+without a manifest is incomplete by definition. A slab's ``slab.json`` is written after
+all of its runs.
 """
 
 from __future__ import annotations
 
 import io
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,33 +18,86 @@ import torch
 
 from . import fileio, models
 from .engine import SlabConfig, SlabResult
+from .layout import SLAB_MANIFEST
+
+FINAL_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def final_metrics(history: dict, k: int, n_classes: int, diverged: bool) -> dict:
+    """The end-of-training estimate: each metric averaged over the last ``k``
+    evaluations (one snapshot of a noisy process is not an estimate). A diverged run's
+    network outputs NaN, whose argmax is class 0: its accuracy is counted as chance
+    (1/n_classes) and its losses as missing -- an outcome, not a dropped run."""
+    out = {}
+    for key in FINAL_KEYS:
+        values = np.asarray(history[key][-k:], dtype=np.float64)
+        if diverged:
+            out[key] = 1.0 / n_classes if key.endswith("acc") else None
+        else:
+            out[key] = _finite_or_none(values.mean())
+    for kind in ("loss", "acc"):
+        a, b = out[f"test_{kind}"], out[f"train_{kind}"]
+        out[f"gen_gap_{kind}"] = None if a is None or b is None else (
+            b - a if kind == "acc" else a - b)
+    return out
+
+
+def min_var_ratio(history: dict, k: int) -> float | None:
+    """Smallest, over the norms, of the mean over the last ``k`` evaluations of the
+    pre-norm variance over ε (None for architectures without norms)."""
+    ratios = np.asarray(history["var_ratio"][-k:], dtype=np.float64)
+    if ratios.size == 0 or ratios.shape[-1] == 0:
+        return None
+    return _finite_or_none(np.nanmin(ratios.mean(0)))
+
+
+def member_status(diverged: bool, var_ratio: float | None, collapse_ratio: float) -> str:
+    """``diverged`` (a non-finite loss; frozen from then on), ``collapsed`` (the norms'
+    input variance fell into the ε floor: below ``collapse_ratio`` × ε, where the
+    output scale is already ≥ ~5% off the scale-free one) or ``ok``."""
+    if diverged:
+        return "diverged"
+    if var_ratio is not None and var_ratio < collapse_ratio:
+        return "collapsed"
+    return "ok"
+
 
 def member_metrics(result: SlabResult, i: int, *, dataset: str, optimiser: str,
-                   kind: str = "runs", extra: dict | None = None) -> dict:
+                   final_evals: int, collapse_ratio: float) -> dict:
     cfg, member = result.cfg, result.members[i]
     history = result.member_history(i)
     diverged = int(result.diverged_step[i])
-    final = {k: history[k][-1] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
-    final["gen_gap_loss"] = final["test_loss"] - final["train_loss"]
-    final["gen_gap_acc"] = final["train_acc"] - final["test_acc"]
+    k = min(final_evals, len(history["step"]))
+    ratio = min_var_ratio(history, k)
+    final = final_metrics(history, k, cfg.n_classes, diverged >= 0)
+    last = final_metrics(history, 1, cfg.n_classes, diverged >= 0)
+    k_final = result.trace["k"][-1, i] if "k" in result.trace else None
     return {
-        "run_id": member.run_id, "kind": kind, "dataset": dataset, "optimiser": optimiser,
-        "arch": cfg.arch, "lr": member.lr, "weight_decay": member.weight_decay,
-        "seed": member.seed, "slab": cfg.to_dict(),
-        "status": "diverged" if diverged >= 0 else "ok",
+        "run_id": member.run_id, "kind": member.kind, "dataset": dataset,
+        "optimiser": optimiser, "arch": cfg.arch, "lr": member.lr,
+        "weight_decay": member.weight_decay, "seed": member.seed, "slab": cfg.to_dict(),
+        "reference": None if member.kind == "grid" else member.reference.run_id,
+        "status": member_status(diverged >= 0, ratio, collapse_ratio),
         "diverged_step": diverged if diverged >= 0 else None,
         "steps": int(result.trace["loss"].shape[0]),
-        "layers": models.layer_names(cfg.arch, cfg.depth),
-        "history": history, "final": final,
+        "layers": models.layer_names(cfg.arch, cfg.depth), "n_classes": cfg.n_classes,
+        "history": history, "final": final, "final_last": last, "final_evals": k,
+        "min_var_ratio": ratio,
+        "k_final": None if k_final is None or member.kind == "grid" else float(k_final),
+        "eps_final": float(result.eps_final[i]),
+        "compiled": result.compiled, "resumed_from_step": result.resumed_from,
         "slab_train_seconds": result.train_seconds, "slab_size": len(result.members),
-        **(extra or {}),
     }
 
 
 def member_trace(result: SlabResult, i: int) -> dict[str, np.ndarray]:
     trace = result.member_trace(i)
-    if "sq_norm" in trace:  # one array [T+1, L]: the norm before every step and at the end
-        trace["sq_norm"] = np.concatenate([trace["sq_norm"], trace.pop("sq_norm_end")])
+    if result.members[i].kind not in ("exact", "schedule"):
+        trace.pop("k", None)
     return {k: v.astype(np.float32) for k, v in trace.items()}
 
 
@@ -54,6 +110,23 @@ def write_run(run_dir: str | Path, metrics: dict, trace: dict[str, np.ndarray],
     fileio.write_json(run_dir / "provenance.json", provenance)
     fileio.write_manifest(run_dir)
     return run_dir
+
+
+def write_slab_manifest(slab_dir: str | Path, *, dataset: str, optimiser: str, arch: str,
+                        run_dirs: list[Path]) -> Path:
+    """``slab.json``: the slab's members and the sha256 of each run's manifest. Written
+    after every run directory, so its presence means the whole slab is complete."""
+    slab_dir = Path(slab_dir)
+    manifests = {d.name: fileio.sha256_file(d / fileio.MANIFEST_NAME) for d in run_dirs}
+    return fileio.write_json(slab_dir / SLAB_MANIFEST, {
+        "dataset": dataset, "optimiser": optimiser, "arch": arch,
+        "members": [d.name for d in run_dirs], "manifests": manifests})
+
+
+def slab_run_dirs(slab_json: str | Path) -> list[Path]:
+    """The run directories a ``slab.json`` lists (siblings of the file)."""
+    slab_json = Path(slab_json)
+    return [slab_json.parent / name for name in fileio.read_json(slab_json)["members"]]
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -78,7 +151,10 @@ def read_trace(run_dir: str | Path) -> dict[str, np.ndarray]:
 
 def load_model(run_dir: str | Path, metrics: dict | None = None) -> models.MLP:
     metrics = metrics or read_metrics(run_dir)
-    net = SlabConfig.from_dict(metrics["slab"]).build_model()
+    cfg = SlabConfig.from_dict(metrics["slab"])
+    if metrics.get("eps_final") is not None:  # an exact equivalent ends at ε/k_T²
+        cfg = replace(cfg, norm_eps=float(metrics["eps_final"]))
+    net = cfg.build_model()
     state = torch.load(Path(run_dir) / "model.pt", weights_only=True)
     net.load_state_dict(state)
     return net.eval()

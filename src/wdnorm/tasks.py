@@ -10,82 +10,97 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import data, fileio, gpu, provenance, runs
-from .engine import Member, OptimiserConfig, SlabConfig, train_slab
+from .engine import (Checkpointing, Member, OptimiserConfig, SlabConfig, train_slab,
+                     use_inductor_cache)
 from .layout import Layout
 from .logs import setup_logging  # noqa: F401  (the scripts' entry point)
 
 log = logging.getLogger("wdnorm")
 
 
-def prepare_dataset(*, dataset: str, raw_dir, pt_path, meta_path, n_train: int | None,
-                    subset_seed: int, download: bool) -> None:
-    prepared = data.prepare(dataset, raw_dir, n_train=n_train, subset_seed=subset_seed,
-                            download=download)
-    data.save_prepared(prepared, pt_path, meta_path)
-    log.info("prepared %s: %d train / %d test, d_in=%d", dataset, prepared.meta["n_train"],
-             prepared.meta["n_test"], prepared.meta["d_in"])
-
-
 def slab_config(*, arch: str, meta: dict, model: dict, training: dict,
                 optimiser: dict, decay_scope: str) -> SlabConfig:
-    """A SlabConfig from config-shaped dicts (``optimiser`` without its lr)."""
-    hyper = {k: v for k, v in optimiser.items() if k != "lr"}
+    """A SlabConfig from config-shaped dicts (defaults filled; ``optimiser`` may carry its
+    name and lr, which are not hyper-parameters of the update rule)."""
+    hyper = {k: v for k, v in optimiser.items() if k in OptimiserConfig.__dataclass_fields__}
     return SlabConfig(arch=arch, d_in=meta["d_in"], n_classes=meta["n_classes"],
-                      width=model["width"], depth=model["depth"],
-                      norm_eps=model.get("norm_eps", 1e-5),
+                      width=model["width"], depth=model["depth"], norm_eps=model["norm_eps"],
                       optimiser=OptimiserConfig(**hyper), decay_scope=decay_scope,
                       epochs=training["epochs"], batch_size=training["batch_size"],
-                      eval_every=training.get("eval_every", 1))
+                      eval_every=training["eval_every"], final_evals=training["final_evals"],
+                      lr_schedule=training["lr_schedule"])
 
 
 def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: str,
-                    settings: dict, members: list[Member], results_root, kind: str = "runs",
+                    settings: dict, members: list[Member], results_root,
                     device_request: str = "auto", lock_dir=".gpu-locks", threads: int = 1,
-                    reference_dirs: list[Path] | None = None) -> list[Path]:
-    """Train one slab and write one run directory per member. ``settings`` holds the
-    config values training depends on (model, training, optimiser, decay_scope, ...);
-    they are also the provenance's config values."""
+                    compile_mode: str = "off", checkpoint: dict | None = None,
+                    cache_dir=None) -> Path:
+    """Train one slab, write one run directory per member, then the slab's ``slab.json``.
+    ``settings``: the :func:`wdnorm.provenance.training_values` of the runs (also their
+    provenance). ``checkpoint``: ``{"every_steps", "every_minutes"}`` or None. Returns
+    the path of ``slab.json``."""
     torch.set_num_threads(threads)
+    use_inductor_cache(cache_dir)
     prepared = data.load_prepared(prepared_path)
+    training = settings["training"]
     cfg = slab_config(arch=arch, meta=prepared.meta, model=settings["model"],
-                      training=settings["training"], optimiser=settings["optimiser"],
+                      training=training, optimiser=settings["optimiser"],
                       decay_scope=settings["decay_scope"])
     dataset_sha = fileio.sha256_file(prepared_path)
-    reference = None
-    if reference_dirs is not None:
-        traces = [runs.read_trace(d)["sq_norm"] for d in reference_dirs]
-        reference = np.stack(traces, axis=1)  # [T+1, M, L]
     layout = Layout(results=Path(results_root))
+    ckpt = None
+    if checkpoint is not None:
+        ckpt = Checkpointing(layout.checkpoint(dataset, optimiser_name, arch),
+                             every_steps=checkpoint["every_steps"],
+                             every_seconds=60.0 * checkpoint["every_minutes"])
     started = time.perf_counter()
     with gpu.acquire_device(device_request, Path(lock_dir)) as (device, slot):
-        log.info("slab %s/%s/%s (%s): %d members on %s (slot %s), %d threads",
-                 dataset, optimiser_name, cfg.arch, kind, len(members), device, slot, threads)
+        log.info("slab %s/%s/%s: %d members (%s) on %s (slot %s), %d threads, compile %s",
+                 dataset, optimiser_name, arch, len(members), _kind_counts(members), device,
+                 slot, threads, compile_mode)
         result = train_slab(cfg, members, prepared.x_train, prepared.y_train,
-                            prepared.x_test, prepared.y_test, device=device,
-                            reference_sq_norms=reference, log=log.info)
+                            prepared.x_test, prepared.y_test, device=device, log=log.info,
+                            compile=compile_mode, checkpoint=ckpt, data_id=dataset_sha)
     wall = time.perf_counter() - started
-    log.info("trained in %.1f s (%.1f s inside the training loop)", wall, result.train_seconds)
+    log.info("trained in %.1f s (%.1f s inside the training loop, step %s)", wall,
+             result.train_seconds, "compiled" if result.compiled else "eager")
+    run_dirs = _write_runs(result, layout, settings, dataset=dataset,
+                           optimiser_name=optimiser_name, dataset_sha=dataset_sha,
+                           device=str(device), threads=threads, wall=wall)
+    manifest = runs.write_slab_manifest(layout.slab_dir(dataset, optimiser_name, arch),
+                                        dataset=dataset, optimiser=optimiser_name, arch=arch,
+                                        run_dirs=run_dirs)
+    if ckpt is not None:
+        ckpt.path.unlink(missing_ok=True)  # the slab is complete: nothing to resume
+    return manifest
+
+
+def _kind_counts(members: list[Member]) -> str:
+    kinds = [m.kind for m in members]
+    return ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds))
+
+
+def _write_runs(result, layout: Layout, settings: dict, *, dataset: str, optimiser_name: str,
+                dataset_sha: str, device: str, threads: int, wall: float) -> list[Path]:
+    training = settings["training"]
     code = provenance.code_version()
     written = []
-    for i, member in enumerate(members):
-        extra = {}
-        if reference_dirs is not None:
-            extra["mimic_reference"] = str(Path(reference_dirs[i]).relative_to(results_root))
+    for i, member in enumerate(result.members):
         metrics = runs.member_metrics(result, i, dataset=dataset, optimiser=optimiser_name,
-                                      kind=kind, extra=extra)
-        prov = provenance.collect(
-            config_values={**settings, "dataset": dataset,
-                           "optimiser_name": optimiser_name, "slab": cfg.to_dict(),
-                           "member": {"lr": member.lr, "weight_decay": member.weight_decay,
-                                      "seed": member.seed}, "kind": kind},
-            dataset_sha256=dataset_sha, device=str(device), threads=threads,
-            seed=member.seed, wall_seconds=wall, code=code)
-        run_dir = layout.run_dir(dataset, optimiser_name, cfg.arch, member.run_id, kind)
+                                      final_evals=training["final_evals"],
+                                      collapse_ratio=training["collapse_ratio"])
+        values = provenance.run_values(
+            settings, dataset=dataset, slab=result.cfg.to_dict(),
+            member={"lr": member.lr, "weight_decay": member.weight_decay,
+                    "seed": member.seed, "kind": member.kind}, kind=member.kind)
+        prov = provenance.collect(config_values=values, dataset_sha256=dataset_sha,
+                                  device=device, threads=threads, seed=member.seed,
+                                  wall_seconds=wall, code=code)
+        run_dir = layout.run_dir(dataset, optimiser_name, result.cfg.arch, member.run_id)
         written.append(runs.write_run(run_dir, metrics, runs.member_trace(result, i),
                                       result.state_dict(i), prov))
     return written
-

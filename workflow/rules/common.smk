@@ -10,16 +10,34 @@ from wdnorm.config import SCHEMA_PATH  # noqa: E402  (the package ships the sche
 
 validate(config, str(SCHEMA_PATH))
 
-from wdnorm import gpu, grid  # noqa: E402  (after validation: the config is known good)
+from wdnorm import config as wdnorm_config  # noqa: E402  (after validation)
+from wdnorm import data, gpu, grid, provenance  # noqa: E402
 from wdnorm.layout import Layout  # noqa: E402
 from wdnorm.provenance import TRAINING_MODULES, source_hash  # noqa: E402
 
+# Every default filled in (the schema is their one source), for the package's functions.
+CONFIG = wdnorm_config.with_defaults(config)
 try:
-    grid.check_config(config)
+    grid.check_config(CONFIG)
 except ValueError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
 LAYOUT = Layout()
+
+
+# A prepared dataset that no longer matches the sha256 its meta recorded (truncated,
+# swapped, half-copied) stops the workflow here, while the DAG is built: before any job
+# runs, so snakemake deletes no finished output of a job that would then die on it.
+# Identical bytes re-prepared get their earlier mtime back (wdnorm.data.store), so they
+# mark nothing downstream stale. Not in the per-job re-parses of cluster executors.
+if workflow.is_main_process:
+    _problems = [p for ds in config["datasets"]
+                 for p in data.verify_prepared(LAYOUT.prepared(ds), LAYOUT.prepared_meta(ds))]
+    if _problems:
+        raise WorkflowError("unusable prepared data (nothing was run or deleted):\n  "
+                            + "\n  ".join(_problems))
+    for _ds in config["datasets"]:
+        data.restore_stamped_mtimes(LAYOUT.prepared(_ds), LAYOUT.prepared_meta(_ds))
 CONDA_ENV = "../../envs/wdnorm.yaml"
 
 # GPUs: snakemake counts a `gpu` resource but neither knows how many GPUs a machine has
@@ -36,7 +54,7 @@ GPU_PER_TRAINING_JOB = int(config["device"] != "cpu"
 if GPU_PER_TRAINING_JOB and workflow.local_exec and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", LOCAL_GPUS)
 DATASETS = config["datasets"]
-ARCHS = config["architectures"]
+ARCHS = CONFIG["architectures"]
 OPTIMISERS = list(config["optimisers"])
 LOGS = Path("results/logs")
 
@@ -47,41 +65,11 @@ wildcard_constraints:
     optimiser="|".join(OPTIMISERS),
 
 
-SLAB_TABLES = ("runs", "dynamics", "penalty", "penalty_curve")
-DATASET_TABLES = ("symmetry", "epsilon_floor", "gradient_identity")
+from wdnorm.tables import SLAB_TABLES  # noqa: E402  (torch-free)
+DATASET_TABLES = ("symmetry", "epsilon_floor", "gradient_identity", "equivalence_probe")
 TABLES = SLAB_TABLES + DATASET_TABLES
 FIGURES = ("symmetry_map", "accuracy_vs_wd", "norm_dynamics", "penalty_removal",
            "lr_wd_collapse", "mechanism")
-
-
-def members(optimiser):
-    return grid.slab_members(config["optimisers"][optimiser]["lr"], config["weight_decays"],
-                             config["seeds"], config.get("matched_pairs", []))
-
-
-def mimic_members(optimiser):
-    return grid.mimic_members(config["optimisers"][optimiser]["lr"], config["seeds"])
-
-
-def mimic_references(optimiser):
-    return [grid.mimic_reference(config["optimisers"][optimiser]["lr"],
-                                 config["mimic"]["weight_decay"], s) for s in config["seeds"]]
-
-
-def run_files(kind, dataset, optimiser, arch, run_members, names=("metrics.json",)):
-    return [str(LAYOUT.run_dir(dataset, optimiser, arch, m.run_id, kind) / name)
-            for m in run_members for name in names]
-
-
-def slab_files(wildcards, kind="runs", names=("metrics.json",)):
-    chosen = members(wildcards.optimiser) if kind == "runs" else mimic_members(wildcards.optimiser)
-    return run_files(kind, wildcards.dataset, wildcards.optimiser, wildcards.arch, chosen, names)
-
-
-def training_values(optimiser):
-    """The config values a training run depends on (its provenance hash)."""
-    keys = ("n_train", "subset_seed", "model", "decay_scope", "training")
-    return {**{k: config.get(k) for k in keys}, "optimiser": config["optimisers"][optimiser]}
 
 
 def tables_to_aggregate(name):

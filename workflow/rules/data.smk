@@ -1,5 +1,9 @@
 # Raw files -> one prepared tensor file per dataset. Local: on a cluster the login node
 # downloads (compute nodes often have no internet).
+#
+# The job is content-addressed (wdnorm.data.store): snakemake deletes the outputs before
+# rerunning it, so a stamp outside the outputs (data/prepared/.stamps/{dataset}.json)
+# remembers the last content's sha256 and mtime, and identical bytes get that mtime back.
 
 localrules:
     prepare_data,
@@ -14,6 +18,9 @@ rule prepare_data:
         n_train=config.get("n_train"),
         subset_seed=config.get("subset_seed", 0),
         download=config.get("download", True),
+        # the dataset's own options: the config block named after it (mnist1d: the
+        # generator's arguments); {} for datasets without one
+        options=lambda wc: config.get(wc.dataset, {}),
     conda:
         CONDA_ENV
     log:

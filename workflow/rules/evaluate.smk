@@ -1,7 +1,8 @@
 # Evaluation: symmetry probes (C1), the gradient identity probe (C3), per-slab tables of
 # trained runs (metrics, dynamics, removable penalty), then one tidy table of each kind.
 
-EVAL_CODE = source_hash(["evaluation", "symmetry", "models", "archs", "engine", "runs"])
+EVAL_CODE = source_hash(["probes", "tables", "models", "archs", "engine", "runs", "fileio",
+                         "layout"])
 
 localrules:
     aggregate_tables,
@@ -45,16 +46,17 @@ rule gradient_identity:
         "../scripts/gradient_identity.py"
 
 
+# One slab's tables from its slab.json (written last by train_slab; it lists the members,
+# whose run directories sit beside it), so every run kind of the slab is read together.
 rule evaluate_slab:
     input:
         data=LAYOUT.prepared("{dataset}"),
-        runs=lambda wc: slab_files(wc, "runs", ("metrics.json", "trace.npz", "model.pt")),
-        mimic=lambda wc: slab_files(wc, "mimic", ("metrics.json", "trace.npz")),
+        slab=LAYOUT.slab_manifest("{dataset}", "{optimiser}", "{arch}"),
     output:
         **{name: LAYOUT.table(f"{{dataset}}/{{optimiser}}/{{arch}}/{name}") for name in SLAB_TABLES},
     params:
         matched_pairs=config.get("matched_pairs", []),
-        mimic_weight_decay=config["mimic"]["weight_decay"],
+        curve_weight_decay=config["claims"]["weight_decay"],
         code=EVAL_CODE,
     conda:
         CONDA_ENV

@@ -1,61 +1,56 @@
-# One job per dataset x optimiser x architecture "slab": every weight decay x seed of the
-# grid trained together as one batched model, one run directory per member. The rules are
-# made per optimiser because each optimiser's learning rate names its runs.
+# One job per dataset x optimiser x architecture "slab": every run kind -- the weight
+# decay grid, the matched pairs, the LR-schedule equivalents and the mimic, for every
+# seed -- trained together as one batched model. Its one declared output is the slab's
+# slab.json, written after every run directory: profiles name this rule once, and a
+# new optimiser needs no new rule.
 
 
-TRAIN_SCRIPT = "../scripts/train_slab.py"
-RUN_NAMES = ("metrics.json", "trace.npz", "model.pt", "provenance.json", "MANIFEST.sha256")
-# Content hash of the code a trained run depends on: a param, so editing the engine
-# marks training stale through snakemake's params trigger (its code trigger only sees
-# the script file itself).
-TRAINING_CODE = source_hash(TRAINING_MODULES)
+rule train_slab:
+    input:
+        data=LAYOUT.prepared("{dataset}"),
+    output:
+        slab=LAYOUT.slab_manifest("{dataset}", "{optimiser}", "{arch}"),
+    params:
+        members=lambda wc: [vars(m) for m in grid.slab_members(CONFIG, wc.optimiser, wc.arch)],
+        settings=lambda wc: provenance.training_values(CONFIG, wc.optimiser),
+        compile=config["compile"],
+        checkpoint=config["checkpoint"],
+        # content hash of the code a trained run depends on: snakemake's code trigger
+        # only sees the script file itself
+        code=source_hash(TRAINING_MODULES),
+    threads: config["threads"]
+    conda:
+        CONDA_ENV
+    resources:
+        gpu=GPU_PER_TRAINING_JOB,
+        # SLURM: the profile's runtime grows with the attempt, so a job that hit its
+        # time limit comes back (retries) with more time and resumes its checkpoint
+    log:
+        LOGS / "train/{dataset}/{optimiser}/{arch}.log",
+    script:
+        "../scripts/train_slab.py"
 
-for _opt in OPTIMISERS:
 
-    rule:
-        name:
-            f"train_slab_{_opt}"
-        input:
-            data=LAYOUT.prepared("{dataset}"),
-        output:
-            run_files("runs", "{dataset}", _opt, "{arch}", members(_opt), RUN_NAMES),
-        params:
-            optimiser=_opt,
-            kind="runs",
-            members=[vars(m) for m in members(_opt)],
-            settings=training_values(_opt),
-            code=TRAINING_CODE,
-        threads: config["threads"]
-        conda:
-            CONDA_ENV
-        resources:
-            gpu=GPU_PER_TRAINING_JOB,
-        log:
-            LOGS / f"train/{{dataset}}/{_opt}/{{arch}}.log",
-        script:
-            TRAIN_SCRIPT
-
-    rule:
-        name:
-            f"train_mimic_{_opt}"
-        input:
-            data=LAYOUT.prepared("{dataset}"),
-            references=run_files("runs", "{dataset}", _opt, "{arch}", mimic_references(_opt),
-                                 ("trace.npz",)),
-        output:
-            run_files("mimic", "{dataset}", _opt, "{arch}", mimic_members(_opt), RUN_NAMES),
-        params:
-            optimiser=_opt,
-            kind="mimic",
-            members=[vars(m) for m in mimic_members(_opt)],
-            settings=training_values(_opt),
-            code=TRAINING_CODE,
-        threads: config["threads"]
-        conda:
-            CONDA_ENV
-        resources:
-            gpu=GPU_PER_TRAINING_JOB,
-        log:
-            LOGS / f"mimic/{{dataset}}/{_opt}/{{arch}}.log",
-        script:
-            TRAIN_SCRIPT
+# Claim C7a: the exact LR-schedule equivalent against its weight-decay run, float64,
+# for every architecture (a check that can fail: it must on the non-invariant ones).
+rule equivalence_probe:
+    input:
+        data=LAYOUT.prepared("{dataset}"),
+    output:
+        table=LAYOUT.table("{dataset}/equivalence_probe"),
+    params:
+        architectures=ARCHS,
+        model=config["model"],
+        batch_size=config["training"]["batch_size"],
+        lr_schedule=config["training"]["lr_schedule"],
+        optimisers=config["optimisers"],
+        weight_decay=config["claims"]["weight_decay"],
+        probe=config["equivalence_probe"],
+        code=source_hash(["probes", "engine", "models", "archs"]),
+    threads: config["threads"]
+    conda:
+        CONDA_ENV
+    log:
+        LOGS / "equivalence_probe/{dataset}.log",
+    script:
+        "../scripts/equivalence_probe.py"

@@ -1,6 +1,8 @@
 """Thin adapter: concatenate the per-slab / per-dataset tables into results/tables/*.csv."""
-from wdnorm import evaluation, fileio, tasks
+from wdnorm import fileio
+from wdnorm.logs import setup_logging
+from wdnorm.tables.tidy import aggregate
 
-tasks.setup_logging(snakemake.log[0])
+setup_logging(snakemake.log[0])
 for name in snakemake.output.keys():
-    fileio.write_csv(snakemake.output[name], evaluation.aggregate(snakemake.input[name]))
+    fileio.write_csv(snakemake.output[name], aggregate(snakemake.input[name]))

@@ -1,7 +1,8 @@
 """Thin adapter: tables -> wdnorm.claims.decide_all -> results/claims.json, CLAIMS.md."""
-from wdnorm import claims, tasks
+from wdnorm import claims
+from wdnorm.logs import setup_logging
 
-tasks.setup_logging(snakemake.log[0])
+setup_logging(snakemake.log[0])
 tables = claims.load_tables({name: snakemake.input[name] for name in snakemake.input.keys()})
-verdicts = claims.decide_all(tables, snakemake.params.settings)
-claims.write_claims(verdicts, snakemake.output.json, snakemake.output.markdown)
+result = claims.decide_all(tables, snakemake.params.settings)
+claims.write_claims(result, snakemake.output.json, snakemake.output.markdown)

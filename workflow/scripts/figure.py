@@ -1,17 +1,25 @@
-"""Thin adapter: snakemake object -> papermill run of workflow/notebooks/{figure}.ipynb
-(the notebook writes figures/{figure}.{fmt}; the executed notebook is kept)."""
+"""Thin adapter: snakemake object -> papermill run of workflow/notebooks/{figure}.ipynb.
+
+The notebook draws the figure from exactly the tables its registry record names (the
+rule's inputs, by table name), writes figures/{figure}.{fmt} and the caption the report
+shows; the executed notebook is kept beside the figures' code in results/notebooks/."""
 from pathlib import Path
 
 from wdnorm import notebooks
+from wdnorm.figures import registry
 from wdnorm.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-figures = [p for p in snakemake.output if not p.endswith(".ipynb")]
+record = registry.get(snakemake.wildcards.figure)
+named = {snakemake.output.notebook, snakemake.output.caption}
+figure_files = [p for p in snakemake.output if p not in named]
 notebooks.execute(
     snakemake.input.notebook, snakemake.output.notebook,
-    # relative paths, resolved in the workflow directory (the kernel's cwd)
-    parameters=dict(tables_dir=str(Path(snakemake.input.tables[0]).parent),
+    # relative paths, resolved in the workflow directory (the notebook's cwd)
+    parameters=dict(table_paths={name: snakemake.input[name] for name in record.tables},
                     claims_path=snakemake.input.claims,
-                    output_stem=str(Path(figures[0]).with_suffix("")),
+                    output_stem=str(Path(figure_files[0]).with_suffix("")),
+                    caption_path=snakemake.output.caption,
                     formats=list(snakemake.params.formats), dpi=int(snakemake.params.dpi)),
-    expected_outputs=figures, failed_dir=Path(snakemake.log[0]).parent)
+    expected_outputs=[*figure_files, snakemake.output.caption],
+    failed_dir=Path(snakemake.log[0]).parent)

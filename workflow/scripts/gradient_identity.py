@@ -1,13 +1,15 @@
-"""Thin adapter: snakemake object -> wdnorm.evaluation.gradient_identity_table (C3)."""
+"""Thin adapter: snakemake object -> wdnorm.probes.gradient_identity (claim C3)."""
 import torch
 
-from wdnorm import data, evaluation, fileio, tasks
+from wdnorm import config, data, fileio
+from wdnorm.logs import setup_logging
+from wdnorm.probes.gradient_identity import gradient_identity_table
 
-tasks.setup_logging(snakemake.log[0])
+setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-probe = snakemake.params.probe
-table = evaluation.gradient_identity_table(
+probe = {**config.defaults("gradient_identity"), **snakemake.params.probe}
+table = gradient_identity_table(
     snakemake.params.architectures, snakemake.params.model, snakemake.params.batch_size,
-    probe.get("steps", 300), probe.get("lr", 0.05), data.load_prepared(snakemake.input.data),
+    probe["steps"], probe["lr"], data.load_prepared(snakemake.input.data),
     dataset=snakemake.wildcards.dataset)
 fileio.write_csv(snakemake.output.table, table)

@@ -1,0 +1,138 @@
+"""Claims: ``claims.json`` is what :func:`wdnorm.claims.decide_all` decides from the
+tables on disk. The sha256 of every input table it records matches the file, every table
+the claims read is recorded, its settings are the config's (with ``--config``), and the
+verdicts -- and every other recomputed field -- equal the recorded ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import fileio
+from .common import PLACE, differences, inside, read_json
+from .report import Check
+
+CLAIMS_FILE = PLACE.claims.as_posix()
+# Recomputed numbers agree to this relative tolerance (other library versions may move
+# the last bits of a bootstrap or a p-value; a tampered number moves more).
+REL_TOL = 1e-6
+# Recorded fields that name files rather than results (checked by their sha256).
+NOT_RECOMPUTED = ("inputs",)
+
+
+def check_claims(root: Path, config: dict | None) -> Check:
+    check = Check("claims")
+    recorded, error = read_json(root / CLAIMS_FILE)
+    if error or not isinstance(recorded, dict):
+        check.problems.append(f"{CLAIMS_FILE}: {error or 'not a JSON object'} (--skip claims "
+                              "audits the runs alone)")
+        return check.finish(f"no usable {CLAIMS_FILE}")
+    from .. import claims
+
+    tables = claims.load_tables(root / PLACE.table("runs").parent)  # results/tables/
+    check.problems += table_problems(root, recorded, tables)
+    verdicts = claim_verdicts(recorded)
+    check.details = {"tables": sorted(tables), "recorded": verdicts}
+    check.problems += _consistency_problems(recorded, verdicts)
+    settings = recorded.get("settings")
+    if not isinstance(settings, dict):
+        check.problems.append(f"{CLAIMS_FILE} records no settings: its verdicts cannot be "
+                              "recomputed")
+        return check.finish("verdicts not recomputed")
+    if config is not None:
+        check.problems += [f"claims were decided with other settings: {d}"
+                           for d in settings_differences(settings, config)]
+    try:
+        decided = json.loads(json.dumps(claims.decide_all(tables, settings), default=str))
+    except Exception as failure:  # noqa: BLE001 -- failing to recompute is a finding
+        check.problems.append(f"recomputing the claims failed ({type(failure).__name__}: "
+                              f"{failure})")
+        return check.finish("verdicts not recomputed")
+    check.details["recomputed"] = claim_verdicts(decided)
+    check.problems += recomputed_problems(recorded, decided)
+    return check.finish(f"{len(check.details['recomputed'])} verdicts recomputed from "
+                        f"{len(tables)} tables")
+
+
+def table_problems(root: Path, recorded: dict, tables: dict) -> list[str]:
+    """Every recorded input table is on disk with its recorded sha256; every table the
+    claims read is recorded."""
+    inputs = recorded.get("inputs")
+    if not isinstance(inputs, dict) or not inputs:
+        return [f"{CLAIMS_FILE} records no sha256 of its input tables"]
+    out = []
+    for name, entry in sorted(inputs.items()):
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        table = PLACE.table(name).as_posix()
+        path = root / table
+        if not digest:
+            out.append(f"table {name}: {CLAIMS_FILE} records no sha256 for it")
+        elif not inside(root, path) or not path.is_file():
+            out.append(f"table {name}: recorded in {CLAIMS_FILE}, not found at {table}")
+        elif fileio.sha256_file(path) != digest:
+            out.append(f"{table}: sha256 differs from the one {CLAIMS_FILE} records")
+    out += [f"{PLACE.table(name).as_posix()}: read by the claims, not recorded in "
+            f"{CLAIMS_FILE}"
+            for name in sorted(set(tables) - set(inputs))]
+    return out
+
+
+def claim_verdicts(output: Any) -> dict[str, Any]:
+    """``{claim id: verdict}`` of a claims output (its ``claims`` list)."""
+    entries = output.get("claims") if isinstance(output, dict) else None
+    return {str(c.get("id")): c.get("verdict") for c in entries or []
+            if isinstance(c, dict)}
+
+
+def _consistency_problems(recorded: dict, verdicts: dict) -> list[str]:
+    """claims.json's summary map must agree with its claim entries."""
+    if not verdicts:
+        return [f"{CLAIMS_FILE} records no claims"]
+    summary = recorded.get("verdicts")
+    if not isinstance(summary, dict):
+        return [f"{CLAIMS_FILE} has no verdicts map"]
+    return [f"claim {claim}: {CLAIMS_FILE} is inconsistent (verdicts says "
+            f"{summary.get(claim)!r}, the claim entry {verdicts.get(claim)!r})"
+            for claim in sorted(set(summary) | set(verdicts))
+            if summary.get(claim) != verdicts.get(claim)]
+
+
+def settings_differences(settings: dict, config: dict) -> list[str]:
+    """Recorded claims settings that differ from the (defaults-filled) config's."""
+    out = []
+    for key, value in sorted(settings.items()):
+        if key not in config:
+            out.append(f"settings.{key}: recorded, not a config key")
+        else:
+            out += differences(f"settings.{key}", value, config[key])
+    return out
+
+
+def recomputed_problems(recorded: dict, decided: dict) -> list[str]:
+    """Verdicts first (one line per claim), then any other recorded field that the
+    tables do not give."""
+    ours, theirs = claim_verdicts(recorded), claim_verdicts(decided)
+    out = []
+    for claim in sorted(set(ours) | set(theirs)):
+        if claim not in theirs:
+            out.append(f"claim {claim}: recorded {ours[claim]!r}, not decided from the "
+                       "tables")
+        elif claim not in ours:
+            out.append(f"claim {claim}: decided {theirs[claim]!r} from the tables, not in "
+                       f"{CLAIMS_FILE}")
+        elif ours[claim] != theirs[claim]:
+            out.append(f"claim {claim}: {CLAIMS_FILE} says {ours[claim]!r}, the tables give "
+                       f"{theirs[claim]!r}")
+    if out:
+        return out
+    return [f"{CLAIMS_FILE} {d.lstrip('.')}" for d in
+            differences("", _by_id(recorded), _by_id(decided), "the tables give", REL_TOL)]
+
+
+def _by_id(output: dict) -> dict:
+    """The output with its claims keyed by id (so differences name the claim)."""
+    out = {k: v for k, v in output.items() if k not in NOT_RECOMPUTED}
+    out["claims"] = {str(c.get("id")): c for c in output.get("claims") or []
+                     if isinstance(c, dict)}
+    return out

@@ -1,0 +1,167 @@
+"""What the checks share: the runs and slabs on disk, the config, value comparison.
+
+Paths come from :class:`wdnorm.layout.Layout` relative to the results root, so a results
+directory copied anywhere (without ``.snakemake/``) audits the same.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import config as config_schema
+from .. import fileio, grid, layout
+from .report import AuditError
+
+GRID = layout.GRID_KIND
+SLAB_FILE = layout.SLAB_MANIFEST  # written last by a slab's training job
+PLACE = layout.Layout(results=Path())  # paths relative to the results root
+MISSING = "<absent>"
+
+
+@dataclass(frozen=True, order=True)
+class SlabRef:
+    dataset: str
+    optimiser: str
+    arch: str
+
+    @property
+    def rel(self) -> str:
+        return PLACE.slab_dir(self.dataset, self.optimiser, self.arch).as_posix()
+
+    def path(self, root: Path) -> Path:
+        return root / self.rel
+
+
+@dataclass(frozen=True, order=True)
+class RunRef:
+    dataset: str
+    optimiser: str
+    arch: str
+    run_id: str
+
+    @property
+    def slab(self) -> SlabRef:
+        return SlabRef(self.dataset, self.optimiser, self.arch)
+
+    @property
+    def rel(self) -> str:
+        """The run directory relative to the results root, as reports name it."""
+        return PLACE.run_dir(self.dataset, self.optimiser, self.arch, self.run_id).as_posix()
+
+    @property
+    def kind(self) -> str | None:
+        """The run kind its name says (None for a name that is not a run id)."""
+        parsed = parse_run(self.run_id)
+        return parsed[3] if parsed else None
+
+    def path(self, root: Path) -> Path:
+        return root / self.rel
+
+
+def parse_run(name: str) -> tuple[float, float, int, str] | None:
+    """``(lr, weight_decay, seed, kind)`` of a run id; None when it is not one."""
+    try:
+        return layout.parse_run_id(name)
+    except (ValueError, IndexError):
+        return None
+
+
+def find_runs(root: Path) -> list[RunRef]:
+    """Every run directory under ``root`` (runs/{dataset}/{optimiser}/{arch}/{run_id})."""
+    pattern = PLACE.run_dir("*", "*", "*", "*").as_posix()
+    return sorted(RunRef(*p.relative_to(root).parts[-4:]) for p in root.glob(pattern)
+                  if p.is_dir())
+
+
+def find_slabs(root: Path) -> list[SlabRef]:
+    """Every slab directory under ``root`` (runs/{dataset}/{optimiser}/{arch})."""
+    pattern = PLACE.slab_dir("*", "*", "*").as_posix()
+    return sorted(SlabRef(*p.relative_to(root).parts[-3:]) for p in root.glob(pattern)
+                  if p.is_dir())
+
+
+def has_manifest(root: Path, ref: RunRef) -> bool:
+    return (ref.path(root) / fileio.MANIFEST_NAME).is_file()
+
+
+def read_json(path: Path) -> tuple[Any, str | None]:
+    """``(value, None)``, or ``(None, why it could not be read)``."""
+    try:
+        return fileio.read_json(path), None
+    except FileNotFoundError:
+        return None, "missing"
+    except (OSError, ValueError) as error:
+        return None, f"unreadable ({type(error).__name__}: {error})"
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` stays under ``root`` (recorded paths must not lead elsewhere)."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- config
+
+def prepare_config(config: dict) -> dict:
+    """The user's config validated against the schema, with its defaults filled in."""
+    if not isinstance(config, dict):
+        raise AuditError("the config is not a mapping")
+    try:
+        filled = config_schema.validate(config)
+        grid.check_config(filled)
+    except ValueError as error:
+        raise AuditError(str(error)) from None
+    return filled
+
+
+def expected_runs(config: dict) -> list[RunRef]:
+    """Every run the config trains: every member of every slab, all kinds."""
+    refs = {RunRef(dataset, optimiser, arch, member.run_id)
+            for dataset in config["datasets"]
+            for optimiser in config["optimisers"]
+            for arch in config["architectures"]
+            for member in grid.slab_members(config, optimiser, arch)}
+    return sorted(refs)
+
+
+# --------------------------------------------------------------------------- values
+
+def differences(path: str, recorded: Any, expected: Any, against: str = "config",
+                rel_tol: float = 0.0) -> list[str]:
+    """Where ``recorded`` differs from ``expected``, one line per differing leaf (a
+    mapping's key or a whole list), named by its path; numbers within ``rel_tol`` agree."""
+    if isinstance(recorded, dict) and isinstance(expected, dict):
+        out = []
+        for key in sorted(set(recorded) | set(expected), key=str):
+            out += differences(f"{path}.{key}", recorded.get(key, MISSING),
+                               expected.get(key, MISSING), against, rel_tol)
+        return out
+    if same(recorded, expected, rel_tol):
+        return []
+    return [f"{path}: recorded {show(recorded)}, {against} {show(expected)}"]
+
+
+def same(a: Any, b: Any, rel_tol: float = 0.0) -> bool:
+    """Equal as JSON values (1 == 1.0, NaN == NaN, True != 1; numbers within
+    ``rel_tol``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return set(a) == set(b) and all(same(a[k], b[k], rel_tol) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y, rel_tol) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return (math.isclose(a, b, rel_tol=rel_tol, abs_tol=0.0)
+                or (math.isnan(a) and math.isnan(b)))
+    return a == b
+
+
+def show(value: Any) -> str:
+    return value if value is MISSING else json.dumps(value, default=str)

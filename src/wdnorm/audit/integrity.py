@@ -1,0 +1,86 @@
+"""Integrity: every file of every run matches its ``MANIFEST.sha256``, and every slab's
+``slab.json`` (written last by its training job) lists exactly the slab's run directories
+with the sha256 of each one's manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import fileio
+from ..layout import RUN_FILES
+from .common import SLAB_FILE, RunRef, SlabRef, find_slabs, read_json
+from .report import Check
+
+
+def check_integrity(root: Path, refs: list[RunRef]) -> Check:
+    check = Check("integrity")
+    verified = 0
+    for ref in refs:
+        problems = run_problems(root, ref)
+        check.problems += problems
+        verified += not problems
+    slabs = find_slabs(root)
+    for slab in slabs:
+        check.problems += slab_problems(root, slab, [r for r in refs if r.slab == slab])
+    check.details = {"runs": len(refs), "verified": verified, "slabs": len(slabs)}
+    if not refs:
+        check.problems.append("no run directories under runs/")
+    return check.finish(f"{verified} of {len(refs)} run directories match their manifests; "
+                        f"{len(slabs)} slab.json checked")
+
+
+def run_problems(root: Path, ref: RunRef) -> list[str]:
+    """What is wrong with one run directory's files against its manifest."""
+    run_dir = ref.path(root)
+    manifest_path = run_dir / fileio.MANIFEST_NAME
+    if not manifest_path.is_file():
+        return [f"{ref.rel}: no {fileio.MANIFEST_NAME} (incomplete run)"]
+    try:
+        manifest = fileio.read_manifest(manifest_path)
+    except (OSError, ValueError) as error:
+        return [f"{ref.rel}/{fileio.MANIFEST_NAME}: unreadable ({error})"]
+    on_disk = {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")
+               if p.is_file() and p.name != fileio.MANIFEST_NAME}
+    out = []
+    for name, digest in sorted(manifest.items()):
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            out.append(f"{ref.rel}/{fileio.MANIFEST_NAME}: entry {name!r} points outside "
+                       "the run directory")
+        elif name not in on_disk:
+            out.append(f"{ref.rel}/{name}: missing (listed in the manifest)")
+        elif fileio.sha256_file(run_dir / name) != digest:
+            out.append(f"{ref.rel}/{name}: sha256 differs from the manifest")
+    out += [f"{ref.rel}/{name}: extra file, not in the manifest"
+            for name in sorted(on_disk - set(manifest))]
+    out += [f"{ref.rel}/{name}: not in the manifest (incomplete run)"
+            for name in RUN_FILES if name not in manifest]
+    return out
+
+
+def slab_problems(root: Path, slab: SlabRef, refs: list[RunRef]) -> list[str]:
+    """What is wrong with a slab's ``slab.json`` against its place and its runs."""
+    where = f"{slab.rel}/{SLAB_FILE}"
+    record, error = read_json(slab.path(root) / SLAB_FILE)
+    if error == "missing":
+        return [f"{where}: missing (the slab's training job did not finish)"]
+    if error or not isinstance(record, dict):
+        return [f"{where}: {error or 'not a JSON object'}"]
+    out = [f"{where}: {key} {record.get(key)!r} does not match its place ({expected!r})"
+           for key, expected in (("dataset", slab.dataset), ("optimiser", slab.optimiser),
+                                 ("arch", slab.arch)) if record.get(key) != expected]
+    members, manifests = record.get("members"), record.get("manifests")
+    if not isinstance(members, list) or not isinstance(manifests, dict):
+        return out + [f"{where}: lacks its members list or manifests map"]
+    on_disk = {r.run_id: r for r in refs}
+    out += [f"{where}: member {run} has no run directory"
+            for run in members if run not in on_disk]
+    out += [f"{slab.rel}/{run}: run directory not listed in {SLAB_FILE}"
+            for run in sorted(set(on_disk) - set(members))]
+    out += [f"{where}: manifests and members differ ({', '.join(sorted(map(str, diff)))})"
+            for diff in [set(manifests) ^ set(members)] if diff]
+    for run, digest in sorted(manifests.items()):
+        manifest = slab.path(root) / str(run) / fileio.MANIFEST_NAME
+        if run in on_disk and manifest.is_file() and fileio.sha256_file(manifest) != digest:
+            out.append(f"{slab.rel}/{run}/{fileio.MANIFEST_NAME}: sha256 differs from the "
+                       f"one {SLAB_FILE} records")
+    return out

@@ -1,0 +1,157 @@
+"""Replay: K randomly chosen runs (seeded; the seed is reported) are re-trained here for a
+prefix of their steps, from their recorded slab config and member, on the prepared
+dataset whose sha256 must equal the recorded one; the per-step loss must match the
+recorded ``trace.npz`` within ``rtol``/``atol``. Every run kind replays: a mimic run
+trains beside its reference grid run, as it did in its slab."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import fileio
+from ..layout import Layout
+from .common import GRID, RunRef, has_manifest, read_json
+from .report import Check
+
+DEFAULT_REPLAY_STEPS = 50
+# Replays are bit-identical on the same CPU; 1e-3 leaves room for another CPU, the last
+# float32 bit of slab vs single-member batching, and GPU-made runs (TF32 off).
+DEFAULT_RTOL = 1e-3
+DEFAULT_ATOL = 1e-6
+
+
+def check_replay(root: Path, refs: list[RunRef], data_dir: Path, k: int, seed: int,
+                 steps: int = DEFAULT_REPLAY_STEPS, rtol: float = DEFAULT_RTOL,
+                 atol: float = DEFAULT_ATOL, device: str = "cpu",
+                 log: Callable[[str], None] | None = None) -> Check:
+    check = Check("replay")
+    check.details = {"seed": seed, "requested": k, "steps": steps, "rtol": rtol,
+                     "atol": atol, "device": device, "runs": []}
+    if k <= 0:
+        return check.skip("no runs replayed (use --replay K)")
+    candidates = [r for r in refs if has_manifest(root, r)]
+    if not candidates:
+        check.problems.append("no complete run to replay")
+        return check.finish("nothing replayed")
+    picks = sorted(random.Random(seed).sample(candidates, min(k, len(candidates))))
+    if k > len(candidates):
+        check.notes.append(f"asked for {k} runs, {len(candidates)} complete runs exist")
+    datasets: dict[str, Any] = {}
+    n_ok = 0
+    for ref in picks:
+        if log:
+            log(f"replaying {ref.rel}")
+        entry = replay_one(root, ref, _dataset(data_dir, ref.dataset, datasets), steps,
+                           rtol, atol, device)
+        check.details["runs"].append(entry)
+        n_ok += entry["ok"]
+        if not entry["ok"]:
+            check.problems.append(f"{ref.rel}: {entry['problem']}")
+    return check.finish(f"{n_ok} of {len(picks)} runs replayed within rtol {rtol:g} over "
+                        f"their first {steps} steps (seed {seed})")
+
+
+def _dataset(data_dir: Path, dataset: str, cache: dict) -> tuple[Any, str | None, str]:
+    """``(prepared, sha256, path)`` of a prepared dataset; prepared is None (and the path
+    says why) when it is absent or unreadable."""
+    if dataset not in cache:
+        from .. import data
+        path = Layout(data=data_dir).prepared(dataset)
+        if not path.is_file():
+            cache[dataset] = (None, None, f"no prepared dataset at {path}")
+            return cache[dataset]
+        sha = fileio.sha256_file(path)
+        try:
+            cache[dataset] = (data.load_prepared(path), sha, str(path))
+        except Exception as error:  # noqa: BLE001 -- an unreadable dataset is a finding
+            cache[dataset] = (None, sha, f"{path} is unreadable ({type(error).__name__}: "
+                                         f"{error})")
+    return cache[dataset]
+
+
+def replay_one(root: Path, ref: RunRef, dataset: tuple, steps: int, rtol: float,
+               atol: float, device: str) -> dict:
+    """Re-train one run's first ``steps`` steps; ``entry["ok"]`` when its loss matches."""
+    entry: dict[str, Any] = {"run": ref.rel, "ok": False, "problem": None}
+    run_dir = ref.path(root)
+    metrics, error = read_json(run_dir / "metrics.json")
+    prov, prov_error = read_json(run_dir / "provenance.json")
+    try:
+        with np.load(run_dir / "trace.npz") as npz:
+            recorded = np.asarray(npz["loss"], dtype=np.float64)
+    except (OSError, ValueError, KeyError) as trace_error:
+        error = error or f"trace.npz: {type(trace_error).__name__}: {trace_error}"
+    if error or prov_error or not isinstance(metrics, dict) or not isinstance(prov, dict):
+        entry["problem"] = f"cannot read the run ({error or prov_error or 'not JSON objects'})"
+        return entry
+    prepared, sha, where = dataset
+    entry["dataset_sha256"] = sha
+    entry["problem"] = _data_problem(prepared, sha, where, prov.get("dataset_sha256"))
+    if entry["problem"]:
+        return entry
+    n = int(min(steps, metrics.get("steps", len(recorded)), len(recorded)))
+    try:
+        replayed = _retrain(metrics, prepared, n, device)
+    except Exception as failure:  # noqa: BLE001 -- any failure to retrain is a finding
+        entry["problem"] = f"replay failed ({type(failure).__name__}: {failure})"
+        return entry
+    return _compare(entry, replayed, recorded[:n], rtol, atol)
+
+
+def _data_problem(prepared, sha: str | None, where: str, recorded_sha) -> str | None:
+    if sha is None:
+        return f"cannot replay: {where}"
+    if not recorded_sha:
+        return (f"cannot replay: provenance.json records no dataset_sha256, so {where} "
+                "cannot be shown to be its data")
+    if recorded_sha != sha:
+        return (f"cannot replay: {where} has sha256 {sha[:12]}, the run was trained on "
+                f"{str(recorded_sha)[:12]}")
+    return None if prepared is not None else f"cannot replay: {where}"
+
+
+def _retrain(metrics: dict, prepared, n: int, device: str) -> np.ndarray:
+    """The per-step loss of the run's member over ``n`` steps, trained as its slab did
+    (a mimic member with its reference grid member, whose norms it follows)."""
+    from ..engine import Member, SlabConfig, train_slab
+
+    cfg = SlabConfig.from_dict(metrics["slab"])
+    member = Member(float(metrics["lr"]), float(metrics["weight_decay"]),
+                    int(metrics["seed"]), metrics.get("kind", GRID))
+    members = [member.reference, member] if member.kind == "mimic" else [member]
+    result = train_slab(cfg, members, prepared.x_train, prepared.y_train, prepared.x_test,
+                        prepared.y_test, device=device, max_steps=n)
+    return np.asarray(result.member_trace(members.index(member))["loss"], dtype=np.float64)
+
+
+def _compare(entry: dict, replayed: np.ndarray, want: np.ndarray, rtol: float,
+             atol: float) -> dict:
+    entry["steps"] = int(want.shape[0])
+    if replayed.shape != want.shape:
+        entry["problem"] = f"replayed {replayed.shape[0]} steps, recorded {want.shape[0]}"
+        return entry
+    close = np.isclose(replayed, want, rtol=rtol, atol=atol, equal_nan=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        abs_err = np.abs(replayed - want)
+        rel_err = abs_err / np.abs(want)
+    entry["max_abs_err"] = _finite_max(abs_err)
+    entry["max_rel_err"] = _finite_max(rel_err)
+    if close.all():
+        entry["ok"] = True
+        return entry
+    first = int(np.argmin(close))
+    entry["first_mismatch_step"] = first
+    entry["problem"] = (f"loss differs from trace.npz at step {first}: replayed "
+                        f"{replayed[first]:.7g}, recorded {want[first]:.7g} "
+                        f"(max relative error {entry['max_rel_err']:.2e} over "
+                        f"{entry['steps']} steps, rtol {rtol:g})")
+    return entry
+
+
+def _finite_max(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if finite.size else 0.0

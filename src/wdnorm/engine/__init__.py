@@ -1,0 +1,17 @@
+"""The slab engine: every run of one architecture -- the weight-decay grid, its
+LR-schedule equivalents and the norm-matched mimic -- trained at once as one batched
+model (``docs/engine.md``)."""
+
+from .batches import batch_generator, epoch_batches, init_state
+from .evaluate import evaluate, recalibrate_batchnorm
+from .schedules import k_sequence, member_schedules
+from .spec import ALGORITHMS, KINDS, Member, OptimiserConfig, SlabConfig
+from .step import COMPILE_CHOICES, use_inductor_cache
+from .trainer import Checkpointing, SlabResult, train_slab
+
+OPTIMISERS = ALGORITHMS
+
+__all__ = ["ALGORITHMS", "COMPILE_CHOICES", "Checkpointing", "KINDS", "Member", "OPTIMISERS",
+           "OptimiserConfig", "SlabConfig", "SlabResult", "batch_generator", "epoch_batches",
+           "evaluate", "init_state", "k_sequence", "member_schedules", "recalibrate_batchnorm",
+           "train_slab", "use_inductor_cache"]

@@ -1,0 +1,120 @@
+"""What a slab trains: its members (run kinds) and its settings, as plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .. import archs, models
+from ..layout import run_id
+
+ALGORITHMS = ("sgd", "adam", "adamw")
+# grid: the run with weight decay. The others stand for the grid run (lr, weight_decay,
+# seed) of the same slab without weight decay on the architecture's group layers:
+# exact: LR schedule lr/(k_t k_{t+1}) and the norms' eps/k_t^2 (docs/math.md);
+# schedule: the same LR schedule, eps fixed; mimic: Hoffer et al.'s per-layer LR
+# lr * ||w_t||^2 / ||w_ref,t||^2, the reference read from the grid member at the same step.
+KINDS = ("grid", "exact", "schedule", "mimic")
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class OptimiserConfig:
+    algorithm: str = "sgd"      # sgd | adam | adamw
+    momentum: float = 0.0       # sgd only (torch.optim.SGD semantics, no dampening)
+    beta1: float = 0.9          # adam/adamw
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown optimiser algorithm {self.algorithm!r}; "
+                             f"valid: {', '.join(ALGORITHMS)}")
+
+
+@dataclass(frozen=True)
+class Member:
+    lr: float
+    weight_decay: float
+    seed: int
+    kind: str = "grid"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown run kind {self.kind!r}; valid: {', '.join(KINDS)}")
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.lr, self.weight_decay, self.seed, self.kind)
+
+    @property
+    def reference(self) -> "Member":
+        """The grid run a non-grid member stands for (itself for a grid member)."""
+        return Member(self.lr, self.weight_decay, self.seed)
+
+
+@dataclass(frozen=True)
+class SlabConfig:
+    arch: str
+    d_in: int
+    width: int
+    depth: int
+    n_classes: int
+    optimiser: OptimiserConfig = field(default_factory=OptimiserConfig)
+    decay_scope: str = "hidden"
+    epochs: int = 10
+    batch_size: int = 128
+    eval_every: int = 5         # epochs between full train/test evaluations
+    final_evals: int = 1        # also evaluate after each of the last this-many epochs
+    norm_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    trace: bool = True          # per-step, per-layer dynamics (C3-C5 need them)
+    dtype: str = "float32"      # float64 for the exact-equivalence probe
+    lr_schedule: str = "constant"  # constant | cosine (to 0 after the last step)
+
+    def __post_init__(self):
+        archs.check_architecture(self.arch)
+        archs.check_decay_scope(self.decay_scope)
+        for name in ("epochs", "batch_size", "eval_every", "final_evals"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+
+    @property
+    def record(self) -> archs.Arch:
+        return archs.get(self.arch)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SlabConfig":
+        d = dict(d)
+        d["optimiser"] = OptimiserConfig(**d["optimiser"])
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def build_model(self) -> models.MLP:
+        return models.build_model(self.arch, self.d_in, self.width, self.depth,
+                                  self.n_classes, norm_eps=self.norm_eps,
+                                  bn_momentum=self.bn_momentum)
+
+
+def check_members(cfg: SlabConfig, members: list[Member]) -> None:
+    """Raise before training on a slab that cannot be trained as asked."""
+    if not members:
+        raise ValueError("a slab needs at least one member")
+    ids = [m.run_id for m in members]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate members in a slab: {sorted(i for i in ids if ids.count(i) > 1)}")
+    grid = {m.run_id for m in members if m.kind == "grid"}
+    for m in members:
+        if m.kind == "grid":
+            continue
+        if cfg.optimiser.algorithm != "sgd":
+            raise ValueError(f"run kind {m.kind!r} ({m.run_id}) needs SGD: Adam/AdamW have "
+                             f"no exact LR-schedule equivalent (docs/math.md)")
+        if m.kind == "mimic" and m.reference.run_id not in grid:
+            raise ValueError(f"mimic member {m.run_id} needs its reference grid run "
+                             f"{m.reference.run_id} in the same slab")

@@ -1,0 +1,179 @@
+"""One training step of a whole slab as a pure function: forward, backward, the
+optimiser update of every member and the per-layer trace statistics.
+
+Pure (tensors in, tensors out) so that ``torch.compile`` can fuse it into one graph;
+the same function runs eagerly where compilation is off or unavailable. The optimiser
+formulas follow ``torch.optim.SGD``/``Adam``/``AdamW`` step for step (the equivalence
+tests hold them to that); the loss is the *sum* of per-member mean losses, so every
+member's gradient is exactly its standalone gradient.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from .. import models
+from .ops import StackedOps, member_view
+
+log = logging.getLogger("wdnorm")
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What the step function needs to know that does not change between steps."""
+    arch: str
+    depth: int
+    n_classes: int
+    algorithm: str
+    momentum: float
+    beta1: float
+    beta2: float
+    adam_eps: float
+    bn_momentum: float
+    linear_names: tuple[str, ...]
+    batch_norm: bool
+    trace: bool
+
+
+def _loss(plan: StepPlan, params, buffers, x, y, eps):
+    ops = StackedOps(params, buffers, eps, "train", plan.batch_norm, plan.bn_momentum)
+    logits = models.forward(plan.arch, plan.depth, x, ops)
+    m = logits.shape[0]
+    losses = F.cross_entropy(logits.reshape(-1, plan.n_classes), y.reshape(-1),
+                             reduction="none").view(m, -1).mean(1)
+    return losses.sum(), (losses.detach(), ops.new_buffers)
+
+
+def _layer_stats(w, g, u):
+    """Per member: ||w||², ||g||², <w,g>, ||u||², <w,u> as fused reductions (no stacked
+    copies of the three tensors): [M, 5]."""
+    dims = tuple(range(1, w.dim()))
+    return torch.stack([(w * w).sum(dims), (g * g).sum(dims), (w * g).sum(dims),
+                        (u * u).sum(dims), (w * u).sum(dims)], 1)
+
+
+def make_step(plan: StepPlan):
+    """The step function ``step(state, batch, hyper) -> (state, losses, stats, layer_lr)``.
+
+    ``state``: dict with ``params``, ``moments``, ``moments2``, ``buffers`` (dicts of
+    stacked tensors) and ``alive`` [M]. ``hyper``: ``lr_layer`` [M, L] (each linear
+    layer's LR this step, equivalents' schedule included), ``lr_other`` [M], ``wd``
+    (leaf name -> [M]), ``eps`` [M], ``mimic_ref`` [M] (index of the member whose norms a
+    mimic follows; itself otherwise), ``mimic_mask`` [M, L], ``t`` (step count, Adam)."""
+
+    def step(state, x, y, hyper):
+        params = state["params"]
+        grad_fn = torch.func.grad(lambda p: _loss(plan, p, state["buffers"], x, y, hyper["eps"]),
+                                  has_aux=True)
+        grads, (losses, new_buffers) = grad_fn(params)
+        alive = state["alive"] & torch.isfinite(losses)
+        sq = torch.stack([params[n].square().sum((1, 2)) for n in plan.linear_names], 1)
+        # Hoffer's mimic: each group layer's LR times ||w||^2 / ||w_ref||^2, read from
+        # the reference member of this very slab at this very step
+        ratio = sq / sq[hyper["mimic_ref"]]
+        lr_layer = torch.where(hyper["mimic_mask"], hyper["lr_layer"] * ratio, hyper["lr_layer"])
+        new_p, new_m, new_m2, stats = {}, {}, {}, []
+        for name, p in params.items():
+            if name in plan.linear_names:
+                lr = lr_layer[:, plan.linear_names.index(name)]
+            else:
+                lr = hyper["lr_other"]
+            p_new, new_m[name], m2 = _update(plan, p, grads[name], lr, hyper["wd"][name],
+                                             state["moments"][name],
+                                             state["moments2"].get(name), hyper["t"])
+            if m2 is not None:
+                new_m2[name] = m2
+            # a diverged member is frozen; its optimiser state may go NaN unread
+            new_p[name] = torch.where(member_view(alive, p), p_new, p)
+            if plan.trace and name in plan.linear_names:
+                stats.append(_layer_stats(p, grads[name], new_p[name] - p))
+        buffers = {**state["buffers"], **{k: torch.where(member_view(alive, v), v,
+                                                         state["buffers"][k])
+                                          for k, v in new_buffers.items()}}
+        new_state = dict(params=new_p, moments=new_m, moments2=new_m2, buffers=buffers,
+                         alive=alive)
+        return new_state, losses, (torch.stack(stats, 1) if stats else None), lr_layer
+
+    return step
+
+
+def _update(plan: StepPlan, p, g, lr, wd, m, m2, t):
+    """One optimiser step of a stacked parameter (torch.optim's formulas)."""
+    lr, wd = member_view(lr, p), member_view(wd, p)
+    if plan.algorithm == "sgd":
+        d_p = g + wd * p  # coupled L2, as torch.optim.SGD
+        if plan.momentum != 0:
+            d_p = m * plan.momentum + d_p
+        return p - lr * d_p, d_p, None
+    if plan.algorithm == "adamw":
+        p = p * (1 - lr * wd)  # decoupled decay
+    else:
+        g = g + wd * p
+    m = torch.lerp(m, g, 1 - plan.beta1)
+    m2 = m2 * plan.beta2 + (1 - plan.beta2) * g * g
+    step_size = lr / (1 - plan.beta1 ** t)
+    denom = m2.sqrt() / torch.sqrt(1 - plan.beta2 ** t) + plan.adam_eps
+    return p - step_size * (m / denom), m, m2
+
+
+# -- compilation -----------------------------------------------------------------------
+
+COMPILE_CHOICES = ("auto", "on", "off")
+_warned: set[str] = set()
+
+
+def compiler_available() -> bool:
+    """Inductor's CPU code needs a C++ compiler."""
+    return any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++"))
+
+
+def use_inductor_cache(cache_dir) -> None:
+    """Keep inductor's compiled kernels in the project's cache, so later jobs (and later
+    runs) compile from disk in seconds instead of tens of seconds."""
+    if cache_dir is not None:
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir))
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
+def compiled_or_eager(step, mode: str, device: torch.device):
+    """``step`` compiled with ``torch.compile`` when ``mode`` allows it, else eager.
+    A failure to compile (no C++ compiler, an unsupported op) falls back to eager with
+    one warning; ``mode == "on"`` makes it an error instead."""
+    mode = {True: "on", False: "off"}.get(mode, mode)  # config.yaml's true/false
+    if mode not in COMPILE_CHOICES:
+        raise ValueError(f"compile must be one of {COMPILE_CHOICES}, got {mode!r}")
+    if mode == "off":
+        return step, "eager"
+    if device.type == "cpu" and not compiler_available():
+        if mode == "on":
+            raise RuntimeError("compile: on, but no C++ compiler is on PATH for inductor")
+        _warn_once("no C++ compiler found: training the slab eagerly (slower)")
+        return step, "eager"
+    compiled = torch.compile(step, fullgraph=True, dynamic=False)
+    state = {"fn": compiled, "how": "compiled"}
+
+    def run(*args):
+        if state["how"] == "compiled":
+            try:
+                return state["fn"](*args)
+            except Exception as error:  # noqa: BLE001 -- any compiler failure
+                if mode == "on":
+                    raise
+                _warn_once(f"torch.compile failed ({type(error).__name__}: "
+                           f"{str(error).splitlines()[0][:200]}); training eagerly")
+                state.update(fn=step, how="eager")
+        return state["fn"](*args)
+
+    run.how = lambda: state["how"]
+    return run, "compiled"

@@ -1,0 +1,223 @@
+"""The slab trainer: M runs of one architecture trained at once as one batched model.
+
+Every parameter carries a leading member axis M (a linear layer is one ``[M, out, in+1]``
+tensor holding (W | b)), linear layers are batched matmuls and the architecture is the
+very :func:`wdnorm.models.forward` the ordinary module runs, so a member extracted with
+:meth:`SlabResult.module` is exactly what was trained. Members differ in learning rate,
+weight decay, seed and run kind (:data:`wdnorm.engine.spec.KINDS`); all of them train
+together, the LR-schedule equivalents and the mimic beside the grid runs they stand for.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import state as slab_state
+from .batches import epoch_batches
+from .evaluate import evaluate, recalibrate_batchnorm
+from .setup import Hyper, prepare_slab
+from .spec import Member, SlabConfig, check_members
+from .step import StepPlan, compiled_or_eager, make_step
+
+@dataclass(frozen=True)
+class Checkpointing:
+    path: Path
+    every_steps: int = 1000
+    every_seconds: float = 600.0
+
+
+@dataclass
+class SlabResult:
+    cfg: SlabConfig
+    members: list[Member]
+    state: dict[str, torch.Tensor]          # stacked, [M, ...], module names, on CPU
+    history: dict[str, np.ndarray]          # per evaluation: epoch, step, [E, M(, norms)]
+    trace: dict[str, np.ndarray]            # per step: [T, M] / [T, M, L]; k [T+1, M]
+    diverged_step: np.ndarray               # [M], -1 where the run never diverged
+    eps_final: np.ndarray                   # [M], each member's ε at the end
+    train_seconds: float
+    compiled: bool = False
+    resumed_from: int | None = None
+
+    def state_dict(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i].clone() for k, v in self.state.items()}
+
+    def module(self, i: int):
+        """Member ``i`` as an ordinary module, with the ε it ended at (an exact
+        equivalent's norms run at ε/k_T², so its weights mean nothing without it)."""
+        net = replace(self.cfg, norm_eps=float(self.eps_final[i])).build_model()
+        net.load_state_dict(self.state_dict(i))
+        return net.eval()
+
+    def member_history(self, i: int) -> dict[str, list]:
+        return {k: (v[:, i] if v.ndim >= 2 else v).tolist() for k, v in self.history.items()}
+
+    def member_trace(self, i: int) -> dict[str, np.ndarray]:
+        return {k: v[:, i] for k, v in self.trace.items()}
+
+
+def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
+               y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+               device: str | torch.device = "cpu", max_steps: int | None = None,
+               log: Callable[[str], None] | None = None, compile: str = "off",
+               checkpoint: Checkpointing | None = None, data_id: str = "") -> SlabResult:
+    """Train every member for ``cfg.epochs`` epochs (or ``max_steps`` steps), resuming
+    from ``checkpoint`` when it holds a matching earlier state."""
+    check_members(cfg, members)
+    device = torch.device(device)
+    if device.type == "cuda":  # TF32 off: keep GPU numbers close to the CPU's
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    dtype = getattr(torch, cfg.dtype)
+    x_train, x_test = x_train.to(device, dtype), x_test.to(device, dtype)
+    y_train, y_test = y_train.to(device), y_test.to(device)
+    n_train = len(x_train)
+    if cfg.batch_size > n_train:
+        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_train} training samples")
+    steps_per_epoch = n_train // cfg.batch_size
+    total = cfg.epochs * steps_per_epoch if max_steps is None else min(
+        cfg.epochs * steps_per_epoch, max_steps)
+    st, hyper, plan, sched = prepare_slab(cfg, members, device, dtype, total)
+    key = slab_state.fingerprint(cfg.to_dict(), [m.run_id for m in members], total, data_id,
+                                 str(device))
+    if checkpoint is not None and slab_state.load_into(checkpoint.path, st, key):
+        if log:
+            log(f"resumed from checkpoint {checkpoint.path} at step {st.step} "
+                f"(epoch {st.epoch})")
+    step_fn, how = compiled_or_eager(make_step(plan), compile, device)
+    data = (x_train, y_train, x_test, y_test)
+    if st.step == 0 and not st.history["epoch"]:
+        _record_eval(cfg, st, hyper, data)
+    started, last_save = time.perf_counter(), (time.perf_counter(), st.step)
+    seconds_before = st.train_seconds
+    while st.step < total:
+        run_epoch(cfg, st, hyper, plan, step_fn, x_train, y_train, steps_per_epoch, total)
+        st.epoch += 1
+        evaluated = _evaluates(cfg, st.epoch, st.step >= total)
+        if evaluated:
+            _record_eval(cfg, st, hyper, data)
+        st.train_seconds = seconds_before + time.perf_counter() - started
+        if log:
+            log(_progress(cfg, st, total, steps_per_epoch, evaluated))
+        if checkpoint is not None and st.step < total and _due(checkpoint, last_save, st.step):
+            slab_state.save(checkpoint.path, st, key)
+            last_save = (time.perf_counter(), st.step)
+            if log:
+                log(f"checkpoint at step {st.step} -> {checkpoint.path}")
+    compiled = how == "compiled" and getattr(step_fn, "how", lambda: how)() == "compiled"
+    return _result(cfg, members, st, hyper, plan, sched.k, compiled)
+
+
+def _evaluates(cfg: SlabConfig, epoch: int, last: bool) -> bool:
+    """Every ``eval_every`` epochs (the curves), after each of the last ``final_evals``
+    epochs (the end-of-training estimate averages them), and after the last step."""
+    return last or epoch % cfg.eval_every == 0 or epoch > cfg.epochs - cfg.final_evals
+
+
+def _due(checkpoint: Checkpointing, last_save: tuple[float, int], step: int) -> bool:
+    seconds, at = last_save
+    return (step - at >= checkpoint.every_steps
+            or time.perf_counter() - seconds >= checkpoint.every_seconds)
+
+
+def run_epoch(cfg, st, hyper: Hyper, plan, step_fn, x_train, y_train, steps_per_epoch, total):
+    """One epoch of steps (fewer when ``total`` comes first), updating ``st`` in place."""
+    orders = torch.stack([epoch_batches(g, len(x_train), cfg.batch_size) for g in st.gens])
+    orders = orders.to(x_train.device)
+    for b in range(steps_per_epoch):
+        if st.step >= total:
+            break
+        idx = orders[hyper.stream_of, b]                                   # [M, B]
+        new, losses, stats, layer_lr = step_fn(st.tensors, x_train[idx], y_train[idx],
+                                               hyper.at(st.step))
+        finite = torch.isfinite(losses)
+        st.diverged_step = torch.where(st.tensors["alive"] & ~finite,
+                                       torch.full_like(st.diverged_step, st.step),
+                                       st.diverged_step)
+        st.tensors = new
+        st.trace["loss"][st.step] = losses
+        if stats is not None:
+            _record_stats(st.trace, st.step, stats, layer_lr)
+        st.step += 1
+
+
+def _record_stats(trace, step, stats, layer_lr):
+    """From (||w||², ||g||², <w,g>, ||u||², <w,u>) per layer: the squared norm, gradient
+    norm, cos(w, g), and the angle between w_t and w_{t+1},
+    atan2(|u_perp|, |w| + <u,w>/|w|) -- stable where arccos of a cosine within 1e-5 of 1
+    would lose most digits in float32."""
+    ww, gg, wg, uu, wu = stats.unbind(-1)
+    norm = ww.sqrt()
+    trace["sq_norm"][step] = ww
+    trace["grad_sq_norm"][step] = gg
+    trace["cos_wg"][step] = wg / (ww * gg).sqrt().clamp_min(1e-30)
+    u_perp = (uu - wu * wu / ww).clamp_min(0).sqrt()
+    trace["angle"][step] = torch.atan2(u_perp, norm + wu / norm)
+    trace["lr"][step] = layer_lr
+
+
+def _record_eval(cfg, st, hyper: Hyper, data):
+    x_train, y_train, x_test, y_test = data
+    params, eps = st.tensors["params"], hyper.eps_at(st.step)
+    buffers = recalibrate_batchnorm(cfg, params, st.tensors["buffers"], eps, x_train)
+    st.tensors["buffers"] = buffers
+    tl, ta, ratios = evaluate(cfg, params, buffers, eps, x_train, y_train, collect=True)
+    vl, va, _ = evaluate(cfg, params, buffers, eps, x_test, y_test)
+    h = st.history
+    for key, value in (("train_loss", tl), ("train_acc", ta), ("test_loss", vl),
+                       ("test_acc", va)):
+        h[key].append(value.cpu())
+    m = len(ta)
+    h["var_ratio"].append(ratios.float().cpu() if ratios is not None else torch.zeros(m, 0))
+    h["epoch"].append(st.epoch)
+    h["step"].append(st.step)
+
+
+def _progress(cfg, st, total, steps_per_epoch, evaluated) -> str:
+    """One line per epoch: the job's progress in its log."""
+    batch_loss = st.trace["loss"][max(0, st.step - steps_per_epoch):st.step].nanmean()
+    alive = st.tensors["alive"]
+    line = (f"epoch {st.epoch}/{cfg.epochs} step {st.step}/{total} minibatch_loss "
+            f"{batch_loss:.4f} alive {int(alive.sum())}/{len(alive)} {st.train_seconds:.1f}s")
+    if evaluated:
+        ta, va = st.history["train_acc"][-1], st.history["test_acc"][-1]
+        line += (f" | train_acc {ta.nanmean():.3f} test_acc {va.nanmean():.3f} "
+                 f"(min {va.min():.3f} max {va.max():.3f})")
+    return line
+
+
+def _result(cfg, members, st, hyper: Hyper, plan: StepPlan, k, compiled) -> SlabResult:
+    tensors = st.tensors
+    params = tensors["params"]
+    state = {}
+    for name, leaf in params.items():
+        if name in plan.linear_names:
+            state[f"{name}.weight"] = leaf[..., :-1].contiguous().cpu()
+            state[f"{name}.bias"] = leaf[..., -1].contiguous().cpu()
+        else:
+            state[name] = leaf.cpu()
+    for name, buf in tensors["buffers"].items():
+        state[name] = buf.cpu()
+    m = len(members)
+    for name in [n for n in state if n.endswith("running_mean")]:  # modules count; we don't
+        state[name.replace("running_mean", "num_batches_tracked")] = torch.full(
+            (m,), st.step, dtype=torch.long)
+    trace = {key: v.cpu().numpy() for key, v in st.trace.items()}
+    if "sq_norm" in trace:
+        end = torch.stack([params[n].detach().square().sum((1, 2)) for n in plan.linear_names], 1)
+        trace["sq_norm"] = np.concatenate([trace["sq_norm"], end.cpu().numpy()[None]])
+    if any(m.kind in ("exact", "schedule") for m in members):
+        trace["k"] = k
+    history = {key: (np.array(v) if key in ("epoch", "step") else torch.stack(v).numpy())
+               for key, v in st.history.items()}
+    return SlabResult(cfg=cfg, members=list(members), state=state, history=history,
+                      trace=trace, diverged_step=st.diverged_step.cpu().numpy(),
+                      eps_final=hyper.eps_at(st.step).cpu().double().numpy(),
+                      train_seconds=st.train_seconds, compiled=compiled,
+                      resumed_from=st.resumed_from)

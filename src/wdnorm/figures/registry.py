@@ -1,0 +1,170 @@
+"""The figure registry: one record per figure, the single place that says what it draws.
+
+A record names the module whose ``draw(tables, claims)`` builds the figure, the tables it
+reads (the figure rule's inputs are exactly these, plus results/claims.json), the claims
+it shows (the first is the one it decides), its header title and its caption. Captions
+are reStructuredText with ``{test[C6]}`` / ``{n[C6]}`` fields that the figure job fills
+in from claims.json, so the caption states the test and sample size the verdict used.
+
+Light on purpose (no pandas, no matplotlib): the Snakefile imports it for the list of
+figures and each figure's inputs; the drawing modules load only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import importlib
+import string
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
+
+from .claims_view import ClaimsView
+
+if TYPE_CHECKING:  # pragma: no cover
+    import matplotlib.figure
+    import pandas as pd
+
+#: Modules every figure's code runs through (their source is part of each figure's code
+#: hash; paths relative to src/wdnorm, without .py, as wdnorm.provenance.source_hash takes).
+SHARED_MODULES = ("archs", "fileio", "notebooks", "figures/__init__", "figures/registry",
+                  "figures/claims_view", "figures/style", "figures/data", "figures/panels")
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str                    # figures/{name}.{png,pdf}, workflow/notebooks/{name}.ipynb
+    module: str                  # wdnorm.figures.{module}.draw(tables, claims)
+    tables: tuple[str, ...]      # results/tables/{table}.csv it reads
+    claims: tuple[str, ...]      # claim ids it shows; the first is the one it decides
+    title: str                   # header line
+    caption: str                 # reStructuredText with {test[Cx]} / {n[Cx]} fields
+
+    def draw(self, tables: Mapping[str, "pd.DataFrame"],
+             claims: ClaimsView | None = None) -> "matplotlib.figure.Figure":
+        module = importlib.import_module(f"{__package__}.{self.module}")
+        return module.draw(tables, claims if claims is not None else ClaimsView())
+
+    @property
+    def code_modules(self) -> tuple[str, ...]:
+        return (*SHARED_MODULES, f"figures/{self.module}")
+
+    def caption_text(self, claims: ClaimsView | None = None) -> str:
+        """The caption with each claim's test and n from claims.json ("n/a" without)."""
+        claims = claims if claims is not None else ClaimsView()
+        return string.Formatter().vformat(self.caption, (), {
+            "test": _PerClaim(claims.test), "n": _PerClaim(claims.n)})
+
+
+class _PerClaim:
+    """``{test[C6]}`` in a caption: item access by claim id."""
+
+    def __init__(self, lookup):
+        self._lookup = lookup
+
+    def __getitem__(self, cid: str) -> str:
+        return self._lookup(cid)
+
+
+_HEADER_NOTE = ("The header gives each claim's verdict, its test and n from "
+                "``results/claims.json``; the decision rules are in ``docs/claims.md``.")
+
+REGISTRY: dict[str, Figure] = {f.name: f for f in (
+    Figure(
+        "symmetry_map", "symmetry_map", ("symmetry",), ("C1",),
+        "C1 · Which scalings leave the logits unchanged? (float64, ε → 0)",
+        "**Symmetry map (claim C1; {test[C1]}, {n[C1]}).** Each cell is log\\ :sub:`10` of "
+        "max\\|Δlogits\\| / max\\|logits\\| when one hidden linear layer (weights and bias "
+        "together) or all of them (\"joint\") is multiplied by *a*; one panel per *a*. Rows "
+        "are the architectures by formula; BatchNorm appears in train mode, in eval mode "
+        "with its running statistics kept, and in eval mode with them rescaled. Probes run "
+        "on float64 copies with ε ≈ 0: blue (below the \"invariant\" mark of the colour bar) "
+        "is an exact symmetry, red (above \"changed\") a changed function. Circles mark the "
+        "cells predicted invariant (``docs/architectures.md``); a black frame marks a "
+        "measurement that contradicts the prediction; \"ε\" marks a cell whose verdict "
+        "changes with the model's own ε (the floor behind C2); grey: no such layer. "
+        + _HEADER_NOTE),
+    Figure(
+        "penalty_removal", "penalty_removal", ("penalty", "penalty_curve"), ("C2",),
+        "C2 · How much hidden-layer L2 penalty can symmetries remove from a trained net?",
+        "**Removable L2 penalty (claim C2; {test[C2]}, {n[C2]}).** (a) For one trained run "
+        "per architecture with an invariant group, the hidden-layer penalty relative to the "
+        "trained one as the invariant layers shrink together by *a* (x reversed): solid down "
+        "to the star, the smallest *a* keeping the train loss within tolerance with the "
+        "model's ε (the ε floor), pale beyond (valid only for ε ≈ 0). (b) The relative "
+        "change of the train loss this costs, model ε (solid) and ε ≈ 0 (pale), against the "
+        "tolerance (dashed). (c) For every trained run with λ > 0, the hidden penalty after "
+        "the best function-preserving transform over the penalty before (bars: median, dots: "
+        "runs; log scale), with the method beside each architecture: *shrink* (invariant "
+        "layers), *rebalance* (ReLU positive rescaling into the head) or *none*. "
+        + _HEADER_NOTE),
+    Figure(
+        "norm_dynamics", "norm_dynamics", ("dynamics", "gradient_identity"), ("C4", "C3"),
+        "C3/C4 · Orthogonal gradients and the angular equilibrium",
+        "**Angular equilibrium and orthogonal gradients (claims C4: {test[C4]}, {n[C4]}; "
+        "C3: {test[C3]}, {n[C3]}).** Top left: for every hidden layer of every grid run with "
+        "λ > 0, the root-mean-square angle between successive weights over the equilibrium "
+        "window (from max(t\\ :sub:`eq`, T/2), t\\ :sub:`eq` = 3(1−α)/(2ηλ) for SGD with "
+        "momentum α) against √(2ηλ/(1+α)) (the AdamW form for AdamW); y = x and the C4 band. "
+        "Hollow markers: windows shorter than 100 steps (equilibrium not reached, not "
+        "compared). Top middle: the ratio per architecture; the black bar is the median over "
+        "predicted-invariant layers of runs at equilibrium. Top right: share of runs that "
+        "reached equilibrium per architecture and λ (frame: the λ of C6). Bottom (λ = 0, "
+        "plain SGD): max \\|cos(w, ∇L)\\| per layer and the relative error of ‖w\\ :sub:`T`‖² "
+        "− ‖w\\ :sub:`0`‖² = η²Σ‖g\\ :sub:`t`‖², exact probe (markers) and model ε (+), "
+        "against the C3 tolerances. " + _HEADER_NOTE),
+    Figure(
+        "lr_wd_collapse", "lr_wd_collapse", ("runs", "dynamics"), ("C5",),
+        "C5 · Does only the product ηλ matter?",
+        "**Only ηλ matters (claim C5; {test[C5]}, {n[C5]}).** For the matched (η, λ) pairs "
+        "sharing one product ηλ, one column per architecture: the equilibrium RMS angular "
+        "update (top; mean over the predicted-invariant layers, or all hidden layers where "
+        "none is; dashed: √(2ηλ/(1+α)); hollow: equilibrium not reached) and the test "
+        "accuracy (bottom). Thin lines join the runs of one seed (same initialisation and "
+        "batch order) across pairs; markers are means with 95% t-intervals; the grey band "
+        "is C5's equivalence margin around the mean of the pairs, where claims.json states "
+        "one; × marks diverged runs (chance accuracy). plain is the contrast. "
+        + _HEADER_NOTE),
+    Figure(
+        "accuracy_vs_wd", "accuracy_vs_wd", ("runs",), ("C6",),
+        "C6 · Does hidden-layer weight decay change, and improve, test accuracy?",
+        "**Weight decay and test accuracy (claim C6; {test[C6]}, {n[C6]}).** Grid runs at "
+        "the grid learning rate, one column per architecture. Top: test accuracy (mean of "
+        "the last evaluations) against λ; thin lines join the runs of one seed (same "
+        "initialisation and batch order), λ = 0 left of the axis break. Middle and bottom: "
+        "the paired differences to λ = 0 of the same seed in test accuracy and in the "
+        "generalisation gap (train − test accuracy), means with 95% t-intervals. The grey "
+        "band marks C6's pre-declared λ. Diverged runs count at chance accuracy (×), "
+        "collapsed runs are hollow: outcomes, never dropped. Bottom row: the share of runs "
+        "whose norms collapsed into the ε floor (status \"collapsed\") and of diverged runs, "
+        "per architecture and λ. " + _HEADER_NOTE),
+    Figure(
+        "mechanism", "mechanism", ("runs", "equivalence_probe"), ("C7",),
+        "C7 · Is weight decay's effect a learning-rate schedule?",
+        "**Weight decay as a learning-rate schedule (claim C7; {test[C7]}, {n[C7]}).** Top, "
+        "per architecture with a predicted symmetry: test accuracy of the grid run without "
+        "weight decay (λ = 0), with C6's λ (λ\\*), and of its three equivalents without "
+        "decay on the invariant layers: *exact* (learning rate and ε rescaled by k\\ :sub:`t`), "
+        "*schedule* (the same learning-rate schedule, ε fixed) and *mimic* (Hoffer et al. "
+        "2018: learning rate matched to the decay run's ‖w‖²). Thin lines join the arms of "
+        "one seed; markers are means with 95% t-intervals; tick labels count diverged runs "
+        "per arm. Bottom: the float64 equivalence probe for every architecture: the largest "
+        "relative per-step loss difference to the weight-decay run, and the number of steps "
+        "it stays within the tolerance (dashed: the probe's length; hollow: does not "
+        "track). The exact "
+        "equivalent must track on the invariant architectures and fail on the others. "
+        + _HEADER_NOTE),
+)}
+
+#: Figure names in drawing order (figure_outputs() in the Snakefile).
+NAMES: tuple[str, ...] = tuple(REGISTRY)
+
+
+def get(name: str) -> Figure:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown figure {name!r}; valid: {', '.join(NAMES)}") from None
+
+
+def tables_used() -> tuple[str, ...]:
+    """Every table some figure reads, in first-use order."""
+    return tuple(dict.fromkeys(t for f in REGISTRY.values() for t in f.tables))

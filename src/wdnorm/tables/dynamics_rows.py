@@ -1,0 +1,120 @@
+"""Rows of ``dynamics.csv``: one per grid run and linear layer (head included) -- claim
+C4's equilibrium angular update and the norms behind it (docs/math.md).
+
+A scale-invariant weight under weight decay settles, after a few multiples of its norm's
+relaxation time, to an angular update per step of √(2ηλ/(1+α)) (SGD with momentum α) or
+√(2ηλ(1−β₁)/(1+β₁)) (AdamW). The prediction balances E‖Δw‖², so it is compared with the
+*root-mean-square* angle over a window that starts after equilibrium: ``window_start =
+max(ceil(t_equilibrium), floor(T/2))`` and equilibrium counts as reached when that window
+holds at least :data:`MIN_WINDOW_STEPS` steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from .. import archs
+from .run_rows import run_identity
+
+DYNAMICS_COLUMNS = [
+    "dataset", "optimiser", "arch", "kind", "run_id", "lr", "weight_decay", "seed",
+    "algorithm", "momentum", "beta1", "status", "layer", "layer_index", "is_head",
+    "predicted_invariant", "decayed", "steps", "t_equilibrium", "past_equilibrium",
+    "window_start", "window_steps", "equilibrium_reached", "angle_rms", "angle_mean",
+    "angle_std", "angle_pred", "angle_ratio", "cos_abs_mean", "sq_norm_init",
+    "sq_norm_final", "layer_lr_final", "eff_lr_final",
+]
+#: t_equilibrium: three e-folding times of the squared norm's approach (e⁻³ ≈ 5 % left).
+EQUILIBRIUM_FACTOR = 3.0
+#: Equilibrium counts as reached when the window after it holds this many steps.
+MIN_WINDOW_STEPS = 100
+
+
+def angle_prediction(algorithm: str, lr: float, weight_decay: float, momentum: float = 0.0,
+                     beta1: float = 0.9) -> float:
+    """Equilibrium angular update per step of a scale-invariant weight: SGD (momentum α)
+    √(2ηλ/(1+α)); AdamW √(2ηλ(1−β₁)/(1+β₁)); NaN for Adam with coupled L2 (no closed
+    form) and for λ = 0 (no equilibrium)."""
+    if not weight_decay > 0 or not lr > 0:
+        return float("nan")
+    if algorithm == "sgd":
+        return math.sqrt(2 * lr * weight_decay / (1 + momentum))
+    if algorithm == "adamw":
+        return math.sqrt(2 * lr * weight_decay * (1 - beta1) / (1 + beta1))
+    return float("nan")
+
+
+def equilibrium_step(algorithm: str, lr: float, weight_decay: float,
+                     momentum: float = 0.0) -> float:
+    """t_equilibrium = 3/(2·η_eff·λ): with momentum α SGD's effective step is η/(1−α), so
+    3(1−α)/(2ηλ); AdamW's decoupled decay shrinks w by ηλ per step, so 3/(2ηλ). Infinite
+    for λ = 0 (no equilibrium) and for Adam with coupled L2 (no closed form)."""
+    if not weight_decay > 0 or not lr > 0:
+        return float("inf")
+    if algorithm == "sgd":
+        return EQUILIBRIUM_FACTOR * (1 - momentum) / (2 * lr * weight_decay)
+    if algorithm == "adamw":
+        return EQUILIBRIUM_FACTOR / (2 * lr * weight_decay)
+    return float("inf")
+
+
+def equilibrium_window(steps: int, t_equilibrium: float) -> tuple[int, int]:
+    """(window_start, window_steps): the window runs from max(ceil(t_eq), floor(T/2)) to
+    the end of training; it is empty when training ends before equilibrium."""
+    start = steps if not t_equilibrium < steps else max(math.ceil(t_equilibrium), steps // 2)
+    return start, steps - start
+
+
+def _decayed(scope: str, is_head: bool) -> bool:
+    return scope == "all" or (scope == "hidden" and not is_head)
+
+
+def _layer_numbers(trace: dict, i: int, start: int) -> dict:
+    """Measured columns of layer ``i`` (finite runs): angles over the window, norms."""
+    nan = float("nan")
+    window = np.asarray(trace["angle"], dtype=np.float64)[start:, i]
+    sq = np.asarray(trace["sq_norm"], dtype=np.float64)[:, i]
+    cos = np.asarray(trace["cos_wg"], dtype=np.float64)[:, i]
+    lr_last = float(np.asarray(trace["lr"], dtype=np.float64)[-1, i])
+    return dict(angle_rms=float(np.sqrt(np.mean(window ** 2))) if window.size else nan,
+                angle_mean=float(window.mean()) if window.size else nan,
+                angle_std=float(window.std()) if window.size else nan,
+                cos_abs_mean=float(np.abs(cos).mean()) if cos.size else nan,
+                sq_norm_init=float(sq[0]), sq_norm_final=float(sq[-1]),
+                layer_lr_final=lr_last, eff_lr_final=lr_last / float(sq[-1]))
+
+
+def dynamics_rows(metrics: dict, trace: dict, matched_pairs: Iterable = ()) -> list[dict]:
+    """One row per linear layer of a grid run. A layer's weight decay is the run's λ when
+    the slab's decay scope decays it (``decayed``; scope ``hidden`` leaves the head
+    alone) and 0 otherwise, so ``t_equilibrium`` is inf and ``angle_pred`` NaN for
+    undecayed layers. ``eff_lr_final`` = the layer's last learning rate (the trace's
+    ``lr``) over its final squared norm. A diverged run keeps its rows, measured columns
+    NaN."""
+    base = run_identity(metrics, matched_pairs)
+    slab = metrics["slab"]
+    record, depth, steps = archs.get(metrics["arch"]), int(slab["depth"]), int(metrics["steps"])
+    finite = base["status"] != "diverged"
+    measured = ("angle_rms", "angle_mean", "angle_std", "cos_abs_mean", "sq_norm_init",
+                "sq_norm_final", "layer_lr_final", "eff_lr_final")
+    rows = []
+    for i, name in enumerate(record.layer_names(depth)):
+        is_head = i == record.n_linear(depth) - 1
+        decayed = _decayed(slab.get("decay_scope", "hidden"), is_head)
+        wd = base["weight_decay"] if decayed else 0.0
+        t_eq = equilibrium_step(base["algorithm"], base["lr"], wd, base["momentum"])
+        start, n_window = equilibrium_window(steps, t_eq)
+        pred = angle_prediction(base["algorithm"], base["lr"], wd, base["momentum"],
+                                base["beta1"])
+        numbers = _layer_numbers(trace, i, start) if finite else dict.fromkeys(measured, math.nan)
+        rows.append(dict(
+            base, layer=name, layer_index=i, is_head=is_head,
+            predicted_invariant=record.layer_invariant(i, depth), decayed=decayed,
+            steps=steps, t_equilibrium=t_eq, past_equilibrium=bool(steps >= t_eq),
+            window_start=start, window_steps=n_window,
+            equilibrium_reached=n_window >= MIN_WINDOW_STEPS, angle_pred=pred,
+            angle_ratio=numbers["angle_rms"] / pred if pred > 0 else math.nan, **numbers))
+    return rows
