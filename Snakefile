@@ -1,6 +1,6 @@
 # Replication pipeline for "weight decay is useless without residual connections".
 # `snakemake --cores all` runs: prepare data -> train slabs -> evaluate -> claims ->
-# figures. See README.md and DESIGN.md.
+# figures -> report. See README.md and docs/.
 
 import os
 import sys
@@ -32,4 +32,4 @@ rule all:
     default_target: True
     input:
         rules.claims.output,
-        figure_outputs(),
+        rules.figures.input,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import runpy
 import subprocess
 import sys
@@ -25,8 +26,8 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from wdnorm import archs, figures  # noqa: E402
-from wdnorm.figures import data, panels, registry, report, style  # noqa: E402
+from wdnorm import archs  # noqa: E402
+from wdnorm.figures import data, registry, report, style  # noqa: E402
 from wdnorm.figures.claims_view import ClaimsView, format_n  # noqa: E402
 from wdnorm.layout import run_id  # noqa: E402
 
@@ -116,7 +117,9 @@ def _penalty_rows(base, arch):
     penalty = [dict(base, arch=arch, run_id=run_id(GRID_LR, wd, s), weight_decay=wd, seed=s,
                     method=method, penalty_before=10.0, penalty_after=10.0 * ratio, ratio=ratio,
                     scale=1e-3 if method == "invariant_shrink" else math.nan, loss_before=0.05,
-                    loss_after=0.05, rel_loss_change=5e-5, ratio_eps0=ratio * 1e-6)
+                    loss_after=0.05, rel_loss_change=5e-5, ratio_eps0=ratio * 1e-6,
+                    eps_limited=method == "invariant_shrink", total_penalty_before=13.0,
+                    total_penalty_after=3.0 + 10.0 * ratio)
                for s in SEEDS for wd in WDS]
     curve = [dict(base, arch=arch, run_id=run_id(GRID_LR, CLAIM_WD, 0), variant=variant,
                   method=method, scale=a, penalty=10.0 * a * a, total_penalty=3.0 + 10.0 * a * a,
@@ -179,11 +182,14 @@ def synthetic_claims() -> dict:
     verdicts = dict(C1="supported", C2="supported", C3="supported", C4="inconclusive",
                     C5="refuted", C6="supported", C7="supported")
     records = [{"id": cid, "title": f"claim {cid}", "verdict": v, "test": TESTS[cid],
-                "n": {"wd": 12, "no_wd": 12} if cid in ("C6", "C7") else 8 + int(cid[1]),
-                "summary": f"synthetic summary of {cid}", "measured": {}}
+                "n": {"ln": 12, "bn": 12} if cid in ("C6", "C7") else 8 + int(cid[1]),
+                "summary": f"synthetic summary of {cid}", "key_numbers": f"numbers of {cid}",
+                "tolerance": {}, "measured": {}}
                for cid, v in verdicts.items()]
-    records[4]["margin"] = 0.01
-    return {"claims": records, "verdicts": verdicts, "answer": "synthetic answer",
+    records[4]["tolerance"] = {"margin": 0.01, "alpha": 0.05}
+    records[6]["tolerance"] = {"probe_tol": 1e-8, "track_steps": 300}
+    return {"claims": records, "verdicts": verdicts,
+            "answer": {"verdict": "supported", "text": "synthetic answer"},
             "settings": {"claims": {"weight_decay": CLAIM_WD}},
             "tolerances": {"c1_invariant": 1e-5, "c1_non_invariant": 1e-2, "c2_rel_loss": 1e-4,
                            "c3_cos": 1e-3, "c3_identity": 1e-2, "c4_rel": 0.15}}
@@ -275,15 +281,21 @@ for name in registry.NAMES:
 """
 
 
-def test_figures_save_the_same_bytes_in_every_run(tmp_path):
-    """A figure job is a fresh process: two of them write byte-identical files (no
-    dates, no random ids, no unseeded jitter), and leave no temporary files."""
+def test_figures_save_the_same_bytes_in_every_run(drawn, tmp_path):
+    """A figure job is a fresh process: one with another hash seed (other set and dict
+    orders) writes byte-identical files to this process's (no dates, no random ids, no
+    unseeded jitter, a layout rounded below the solver's noise), and no temporary file
+    is left behind."""
     script = _SAVE_ALL.format(tests=str(REPO / "tests"))
-    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / d)])
-            for d in ("a", "b")]
-    assert [r.wait(timeout=300) for r in runs] == [0, 0]
+    seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    other = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "b")],
+                             env={**os.environ, "PYTHONHASHSEED": seed})
+    for name, (fig, _, _) in drawn.items():
+        style.save_figure(fig, tmp_path / "a" / name, ["png", "pdf"], dpi=30)
+    assert other.wait(timeout=300) == 0
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == sorted(f"{n}.{ext}" for n in registry.NAMES for ext in ("pdf", "png"))
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == names
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert (tmp_path / "a" / "mechanism.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -314,7 +326,7 @@ def test_mechanism_counts_mimic_divergences(drawn):
     fig = drawn["mechanism"][0]
     text = _texts(fig)
     assert "mimic\n1/3 div." in text and "mimic\n0/3 div." in text
-    assert f"λ* = {CLAIM_WD:g}" in text
+    assert f"λ* = {CLAIM_WD:g}" in text and "C7: tracks ≥ 300 steps" in text
     invariant = [a for a in ARCHS if archs.get(a).invariant]
     titles = [ax.get_title() for ax in fig.get_axes()]
     assert sum(any(t.startswith(f"{a}: ") for t in titles) for a in ARCHS) == len(invariant)
@@ -347,7 +359,7 @@ def test_lr_wd_collapse_draws_the_stated_margin(drawn, tables, claims_json):
     fig = drawn["lr_wd_collapse"][0]
     assert len(_gids(fig, "margin")) == len(ARCHS)
     no_margin = json.loads(json.dumps(claims_json))
-    del no_margin["claims"][4]["margin"]
+    del no_margin["claims"][4]["tolerance"]["margin"]
     assert not _gids(registry.get("lr_wd_collapse").draw(tables, ClaimsView(no_margin)), "margin")
 
 
@@ -398,6 +410,13 @@ def test_registry_records_are_consistent():
         registry.get("nope")
 
 
+def test_figure_registry_agrees_with_the_claims_registry():
+    claims = pytest.importorskip("wdnorm.claims")
+    for cid, claim in claims.REGISTRY.items():
+        assert registry.figure_of(cid) == claim.figure, cid
+    assert registry.figure_of("C9") == ""
+
+
 def _wdnorm_imports(path: Path) -> set[str]:
     """The wdnorm modules a figures module imports, as source_hash names."""
     found = set()
@@ -411,27 +430,35 @@ def _wdnorm_imports(path: Path) -> set[str]:
     return found
 
 
+def _import_closure(start: str) -> set[str]:
+    pending, seen = [start], set()
+    while pending:
+        module = pending.pop()
+        if module not in seen:
+            seen.add(module)
+            pending += [m for m in _wdnorm_imports(SRC / f"{module}.py")
+                        if (SRC / f"{m}.py").is_file()]
+    return seen
+
+
 @pytest.mark.parametrize("name", registry.NAMES)
 def test_code_hash_covers_every_module_a_figure_runs(name):
     record = registry.get(name)
-    pending, seen = [f"figures/{record.module}"], set()
-    while pending:
-        module = pending.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        path = SRC / f"{module}.py"
-        assert module in record.code_modules, f"{module} is not hashed"
-        pending += [m for m in _wdnorm_imports(path)
-                    if (SRC / f"{m}.py").is_file() and m != "figures/__init__"]
-    assert {"figures/registry", "archs"} <= seen
+    # the figure's module, and what its notebook and the figure script import
+    seen = _import_closure(f"figures/{record.module}") | _import_closure("figures/report") \
+        | _import_closure("notebooks")
+    assert seen <= set(record.code_modules), seen - set(record.code_modules)
+    assert {"figures/registry", "figures/style", "archs"} <= seen
+    assert _import_closure("figures/report") <= set(registry.REPORT_MODULES)
 
 
 def test_caption_reads_test_and_n_from_claims(claims_json):
     text = registry.get("mechanism").caption_text(ClaimsView(claims_json))
-    assert "numerical check + TOST, n = 12" in text
+    assert "numerical check + TOST, n = 12 per architecture" in text
     assert "n = n/a" in registry.get("mechanism").caption_text()
-    assert format_n({"a": 10, "b": {"c": 8}}) == "n = 8–10" and format_n(True) == "n = n/a"
+    assert format_n({"a": 10, "b": [8, 9]}) == "n = 8–10" and format_n(True) == "n = n/a"
+    assert format_n({"ln": 10, "bn": 12}) == "n = 10–12 per architecture"
+    assert format_n({"cells": 140, "architectures": 8}) == "n: 140 cells, 8 architectures"
 
 
 def test_report_texts_are_valid_rst(claims_json, tmp_path, monkeypatch):
@@ -441,7 +468,8 @@ def test_report_texts_are_valid_rst(claims_json, tmp_path, monkeypatch):
                                        settings_overrides={"halt_level": 2})["body"]
     for cid, verdict in claims_json["verdicts"].items():
         assert cid in html and verdict in html
-    assert "synthetic answer" in html and "Wilcoxon signed-rank" in html
+    assert "Answer (supported)" in html and "synthetic answer" in html
+    assert "Wilcoxon signed-rank" in html and "numbers of C5" in html
     # the report's templates include the files the rules write, relative to the workdir
     monkeypatch.chdir(tmp_path)
     report.write_caption(registry.get("mechanism"), ClaimsView(claims_json),
@@ -453,6 +481,16 @@ def test_report_texts_are_valid_rst(claims_json, tmp_path, monkeypatch):
     html = docutils_core.publish_parts(rendered, writer_name="html",
                                        settings_overrides={"halt_level": 2})["body"]
     assert "numerical check + TOST" in html
+    # the report opens on the verdict table: workflow.rst includes it first
+    report.write_verdicts(_write_json(tmp_path / "results" / "claims.json", claims_json),
+                          "results/report/verdicts.rst")
+    workflow = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
+        (REPO / "workflow" / "report" / "workflow.rst").read_text()).render(
+        snakemake=SimpleNamespace(config={"seeds": [0, 1]}))
+    html = docutils_core.publish_parts(workflow, writer_name="html",
+                                       settings_overrides={"halt_level": 2})["html_body"]
+    assert html.index("synthetic answer") < html.index("C7") < html.index("The workflow")
+    assert "seeds" in html
 
 
 def test_notebook_templates_draw_their_figure():
@@ -470,6 +508,12 @@ def test_notebook_templates_draw_their_figure():
         assert "DESIGN" not in json.dumps(nb)
 
 
+def _write_json(path: Path, obj) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return path
+
+
 class _Names(list):
     """Stand-in for snakemake's Namedlist: a list whose items also have names."""
 
@@ -479,6 +523,51 @@ class _Names(list):
 
     def __getitem__(self, key):
         return self.__dict__[key] if isinstance(key, str) else super().__getitem__(key)
+
+
+def _notebook(path: Path, *sources: str) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    params = nbformat.v4.new_code_cell("x = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, *map(nbformat.v4.new_code_cell, sources)]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_in_process_engine_records_outputs_like_a_kernel(tmp_path):
+    pytest.importorskip("papermill")
+    from wdnorm import notebooks
+
+    template = _notebook(tmp_path / "t.ipynb", "import sys\nprint('out', x)\n"
+                         "print('err', file=sys.stderr)\nx * 2",
+                         "from IPython.display import HTML, display\ndisplay(HTML('<b>hi</b>'))")
+    notebooks.execute(template, tmp_path / "out.ipynb", {"x": 5})
+    cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
+    outputs = [(o["output_type"], o.get("name"), "".join(o.get("text", "")),
+                sorted(o.get("data", {}))) for o in cells[2]["outputs"] + cells[3]["outputs"]]
+    assert outputs == [("stream", "stdout", "out 5\n", []), ("stream", "stderr", "err\n", []),
+                       ("execute_result", None, "", ["text/plain"]),
+                       ("display_data", None, "", ["text/html", "text/plain"])]
+    assert [c["execution_count"] for c in cells] == [1, 2, 3, 4]  # parameters injected
+
+
+def test_failing_notebook_raises_and_leaves_only_the_failed_copy(tmp_path):
+    papermill = pytest.importorskip("papermill")
+    from wdnorm import notebooks
+
+    template = _notebook(tmp_path / "t.ipynb", "print('before')", "1 / undefined_name",
+                         "print('never')")
+    with pytest.raises(papermill.PapermillExecutionError, match="NameError"):
+        notebooks.execute(template, tmp_path / "out" / "fig.ipynb", {"x": 5})
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fig.failed.ipynb"]
+    cells = json.loads((tmp_path / "out" / "fig.failed.ipynb").read_text())["cells"]
+    errors = [o for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert [e["ename"] for e in errors] == ["NameError"]
+    assert not any("never" in "".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
 
 
 def test_figure_script_executes_the_notebook(tmp_path, monkeypatch, tables, claims_json):

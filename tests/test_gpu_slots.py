@@ -229,6 +229,13 @@ def test_bad_arguments(tmp_path: Path) -> None:
             pass
 
 
-def test_gpu_count_is_a_count() -> None:
-    n = gpu_count()
-    assert isinstance(n, int) and n >= 0
+def test_gpu_count_follows_torch_and_survives_a_broken_driver(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert gpu_count() == 3
+
+    def broken():
+        raise RuntimeError("driver too old")
+    monkeypatch.setattr(torch.cuda, "device_count", broken)
+    assert gpu_count() == 0

@@ -107,6 +107,23 @@ def _first_free(paths: list[Path]) -> tuple[int, int] | None:
     return None
 
 
+def _wait_for_slot(lock_dir: Path, k: int, timeout_s: float | None,
+                   poll_s: float) -> tuple[int, int]:
+    """Lock the first free one of ``k`` slot files, waiting while all are held."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    paths = [lock_dir / f"gpu{lock_key(i)}.lock" for i in range(k)]
+    deadline = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
+    while (claimed := _first_free(paths)) is None:
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            holders = "; ".join(f"{p.name}: {_read_note(p)}" for p in paths)
+            raise TimeoutError(
+                f"all {k} GPU slot(s) in {lock_dir} stayed busy for {timeout_s} s ({holders})"
+            )
+        time.sleep(poll_s if deadline is None else min(poll_s, deadline - now))
+    return claimed
+
+
 @contextlib.contextmanager
 def acquire_device(
     requested: str,
@@ -150,19 +167,7 @@ def acquire_device(
     if poll_s <= 0:
         raise ValueError(f"poll_s must be > 0; got {poll_s!r}")
 
-    lock_dir = Path(lock_dir)
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    paths = [lock_dir / f"gpu{lock_key(i)}.lock" for i in range(k)]
-    deadline = None if timeout_s is None else time.monotonic() + max(0.0, timeout_s)
-    while (claimed := _first_free(paths)) is None:
-        now = time.monotonic()
-        if deadline is not None and now >= deadline:
-            holders = "; ".join(f"{p.name}: {_read_note(p)}" for p in paths)
-            raise TimeoutError(
-                f"all {k} GPU slot(s) in {lock_dir} stayed busy for {timeout_s} s ({holders})"
-            )
-        time.sleep(poll_s if deadline is None else min(poll_s, deadline - now))
-    slot, fd = claimed
+    slot, fd = _wait_for_slot(Path(lock_dir), k, timeout_s, poll_s)
 
     try:
         with contextlib.suppress(OSError):  # the note is for humans only

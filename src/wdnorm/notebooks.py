@@ -30,18 +30,16 @@ ENGINE = "wdnorm-inprocess"
 
 
 @functools.cache
-def _engine_class():
-    """The in-process papermill engine (papermill and IPython imported on first use:
-    only the figure jobs need them; cached: the shell is a singleton of its class)."""
+def _shell():
+    """The IPython shell the cells run in, created once (IPython imported on first use:
+    only the figure jobs need it)."""
     import nbformat
     from IPython.core.displayhook import DisplayHook
     from IPython.core.interactiveshell import InteractiveShell
-    from IPython.utils.capture import capture_output
-    from papermill.engines import Engine
 
     class Shell(InteractiveShell):
-        """A shell that keeps a failing cell's traceback for its ``error`` output
-        instead of printing it to stdout (as a kernel does)."""
+        """Keeps a failing cell's traceback for its ``error`` output instead of
+        printing it to stdout (as a kernel does)."""
 
         def enable_gui(self, gui=None):
             pass  # no event loop to run: %matplotlib inline needs none
@@ -65,39 +63,59 @@ def _engine_class():
         def finish_displayhook(self):
             self._is_active = False
 
-    def run_cell(shell, cell) -> bool:
-        """Run one code cell and store its outputs; False when it raised."""
-        shell.results, shell.last_error = [], None
-        with capture_output(display=True) as captured:
-            result = shell.run_cell(cell.source, store_history=True)
-        cell.execution_count = result.execution_count
-        cell.outputs = [nbformat.v4.new_output("stream", name=name, text=text)
-                        for name, text in (("stdout", captured.stdout),
-                                           ("stderr", captured.stderr)) if text]
-        cell.outputs += [nbformat.v4.new_output("display_data", data=o.data,
-                                                metadata=o.metadata or {})
-                         for o in captured.outputs]
-        cell.outputs += shell.results
-        if shell.last_error is not None:
-            cell.outputs.append(shell.last_error)
-        return result.success
+    shell = Shell.instance()
+    shell.displayhook = shell.display_trap.hook = ResultHook(shell=shell)
+    return shell
+
+
+def _run_cell(shell, cell) -> bool:
+    """Run one code cell, store its outputs as a kernel would; False when it raised."""
+    import nbformat
+    from IPython.utils.capture import capture_output
+
+    shell.results, shell.last_error = [], None
+    with capture_output(display=True) as captured:
+        result = shell.run_cell(cell.source, store_history=True)
+    cell.execution_count = result.execution_count
+    cell.outputs = [nbformat.v4.new_output("stream", name=name, text=text)
+                    for name, text in (("stdout", captured.stdout),
+                                       ("stderr", captured.stderr)) if text]
+    cell.outputs += [nbformat.v4.new_output("display_data", data=o.data,
+                                            metadata=o.metadata or {})
+                     for o in captured.outputs]
+    cell.outputs += shell.results
+    if shell.last_error is not None:
+        cell.outputs.append(shell.last_error)
+    return result.success
+
+
+def _execute_cells(nb_man) -> None:
+    """papermill's bookkeeping (cell status, timing, saves) around cells run by
+    :func:`_run_cell`, stopping at the first failing cell as papermill does."""
+    shell = _shell()
+    for index, cell in enumerate(nb_man.nb.cells):
+        try:
+            nb_man.cell_start(cell, index)
+            if cell.cell_type == "code" and not _run_cell(shell, cell):
+                nb_man.cell_exception(cell, cell_index=index)
+                break
+        finally:
+            nb_man.cell_complete(cell, cell_index=index)
+    nb_man.nb.metadata["language_info"] = {
+        "name": "python", "version": platform.python_version(),
+        "mimetype": "text/x-python", "file_extension": ".py"}
+
+
+@functools.cache
+def _engine_class():
+    from papermill.engines import Engine
 
     class InProcessEngine(Engine):
+        """A papermill engine running the cells in this process (:func:`_execute_cells`)."""
+
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
-            shell = Shell.instance()
-            shell.displayhook = shell.display_trap.hook = ResultHook(shell=shell)
-            for index, cell in enumerate(nb_man.nb.cells):
-                try:
-                    nb_man.cell_start(cell, index)
-                    if cell.cell_type == "code" and not run_cell(shell, cell):
-                        nb_man.cell_exception(cell, cell_index=index)
-                        break
-                finally:
-                    nb_man.cell_complete(cell, cell_index=index)
-            nb_man.nb.metadata["language_info"] = {
-                "name": "python", "version": platform.python_version(),
-                "mimetype": "text/x-python", "file_extension": ".py"}
+            _execute_cells(nb_man)
 
     return InProcessEngine
 

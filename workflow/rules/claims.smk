@@ -13,7 +13,7 @@ rule claims:
         **{name: LAYOUT.table(name) for name in claims_pkg.TABLE_NAMES},
     output:
         json="results/claims.json",
-        markdown="results/CLAIMS.md",
+        markdown=report("results/CLAIMS.md", category="Verdicts"),
     params:
         settings=claims_pkg.settings_from_config(config),
         code=source_hash(["claims", "archs"]),

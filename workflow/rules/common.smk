@@ -68,8 +68,9 @@ wildcard_constraints:
 from wdnorm.tables import SLAB_TABLES  # noqa: E402  (torch-free)
 DATASET_TABLES = ("symmetry", "epsilon_floor", "gradient_identity", "equivalence_probe")
 TABLES = SLAB_TABLES + DATASET_TABLES
-FIGURES = ("symmetry_map", "accuracy_vs_wd", "norm_dynamics", "penalty_removal",
-           "lr_wd_collapse", "mechanism")
+from wdnorm.figures import registry as figure_registry  # noqa: E402  (light: no pandas/matplotlib)
+
+FIGURES = figure_registry.NAMES
 
 
 def tables_to_aggregate(name):

@@ -70,7 +70,7 @@ rule verdict_table:
     output:
         "results/report/verdicts.rst",
     params:
-        code=source_hash(["figures/report", "figures/claims_view", "figures/registry"]),
+        code=source_hash(figure_registry.REPORT_MODULES),
     conda:
         CONDA_ENV
     log:

@@ -1,7 +1,7 @@
 """Read-only access to ``results/claims.json`` for figures, captions and the report.
 
 Figures never compute a verdict: they print what claims.json says (verdict, statistical
-test, n per arm, summary, tolerances). The file's shape is ``{"claims": [{"id": "C1",
+test, n per arm, key numbers, tolerances). The file's shape is ``{"claims": [{"id": "C1",
 ...}, ...], "verdicts": {...}, "answer": ..., "tolerances": {...}}``; a mapping by id in
 place of the list is accepted too, and every accessor has a stated fallback, so a figure
 still draws when claims.json is missing or older than the figure code. Pure Python (no
@@ -15,6 +15,8 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .. import archs
 
 MISSING = "n/a"
 
@@ -40,14 +42,23 @@ def _ints(value) -> list[int]:
     return []
 
 
+def _range(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
 def format_n(n) -> str:
-    """``n = 10`` for one number or a mapping of equal ones (n per arm), ``n = 8–10``
-    when the arms differ, ``n = n/a`` without any."""
+    """A claim's sample size in a few words: ``n = 10``; per architecture (a mapping
+    by architecture name) ``n = 8–10 per architecture``; counts of named things
+    ``n: 140 cells, 8 architectures``; ``n = n/a`` without any number."""
     values = _ints(n)
     if not values:
         return f"n = {MISSING}"
-    lo, hi = min(values), max(values)
-    return f"n = {lo}" if lo == hi else f"n = {lo}–{hi}"
+    if isinstance(n, Mapping) and n and all(k in archs.REGISTRY for k in n):
+        return f"n = {_range(values)} per architecture"
+    if isinstance(n, Mapping) and n and all(len(_ints(v)) == 1 for v in n.values()):
+        return "n: " + ", ".join(f"{_ints(v)[0]} {k}" for k, v in n.items())
+    return f"n = {_range(values)}"
 
 
 def format_test(test) -> str:
@@ -106,18 +117,21 @@ class ClaimsView:
     def n(self, cid: str) -> str:
         return format_n(self.get(cid).get("n"))
 
-    def summary(self, cid: str) -> str:
+    def key_numbers(self, cid: str) -> str:
+        """The claim's one-line key numbers (its summary where it has none)."""
         record = self.get(cid)
-        return " ".join(str(record.get("summary") or record.get("title") or "").split())
+        text = record.get("key_numbers") or record.get("summary") or record.get("title") or ""
+        return " ".join(str(text).split())
 
     def measured(self, cid: str) -> dict:
         value = self.get(cid).get("measured")
         return dict(value) if isinstance(value, Mapping) else {}
 
     def number(self, cid: str, key: str) -> float | None:
-        """A number stated by the claim, at its top level or in ``measured``."""
+        """A number stated by the claim: at its top level, in its ``tolerance`` (e.g.
+        C5's ``margin``) or in ``measured``."""
         record = self.get(cid)
-        for source in (record, record.get("measured")):
+        for source in (record, record.get("tolerance"), record.get("measured")):
             if isinstance(source, Mapping) and _number(source.get(key)) is not None:
                 return _number(source[key])
         return None
@@ -139,8 +153,10 @@ class ClaimsView:
             value = _number(block.get("weight_decay"))
         return value
 
-    def answer(self) -> str:
+    def answer(self) -> tuple[str, str]:
+        """(verdict, text) of the synthesised answer to the article's question."""
         answer: Any = self.data.get("answer")
-        if isinstance(answer, Mapping):
-            answer = answer.get("summary") or answer.get("text") or answer.get("answer")
-        return " ".join(str(answer).split()) if answer else ""
+        if not isinstance(answer, Mapping):
+            return "", " ".join(str(answer).split()) if answer else ""
+        text = answer.get("text") or answer.get("summary") or ""
+        return str(answer.get("verdict") or ""), " ".join(str(text).split())

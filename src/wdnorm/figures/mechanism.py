@@ -53,7 +53,8 @@ def _arm_panel(ax, frame: pd.DataFrame, arch: str, wd: float) -> None:
     panels.paired_seeds(ax, frame, x, "test_acc", style.colour(arch), scale=100.0)
     ax.set_xticks(range(len(ARMS)), [_arm_label(frame, a).replace("λ*", f"λ* = {wd:g}")
                                      for a in ARMS],
-                  fontsize=mpl.rcParams["xtick.labelsize"] * 0.8)
+                  fontsize=mpl.rcParams["xtick.labelsize"] * 0.85, rotation=35, ha="right",
+                  rotation_mode="anchor")
     ax.set_xlim(-0.5, len(ARMS) - 0.5)
     panels.ygrid(ax)
 
@@ -67,7 +68,7 @@ def _arms_row(axes, sub: pd.DataFrame, names, wd: float) -> None:
     axes[0].set_ylabel("test accuracy (%)")
 
 
-def _probe(ax_diff, ax_steps, probe: pd.DataFrame | None) -> None:
+def _probe(ax_diff, ax_steps, probe: pd.DataFrame | None, track_steps: float | None) -> None:
     if probe is None or probe.empty:
         panels.empty(ax_diff, "no equivalence probe")
         panels.empty(ax_steps, "no equivalence probe")
@@ -85,8 +86,8 @@ def _probe(ax_diff, ax_steps, probe: pd.DataFrame | None) -> None:
                                    for a, t in zip(rows["arch"], tracks[rows.index])])
     tol = float(probe["tol"].iloc[0]) if "tol" in probe else 1e-8
     panels.threshold(ax_diff, tol, f"tolerance {tol:g}")
-    if "steps" in probe:
-        panels.threshold(ax_steps, float(probe["steps"].max()), "probe length")
+    if track_steps is not None:
+        panels.threshold(ax_steps, track_steps, f"C7: tracks ≥ {track_steps:g} steps")
     ax_diff.set(yscale="log", ylabel="max relative per-step\nloss difference to the WD run",
                 title="exact-equivalence probe (float64)")
     ax_steps.set(ylabel="steps within tolerance", title="steps the equivalent tracks")
@@ -97,7 +98,7 @@ def _probe(ax_diff, ax_steps, probe: pd.DataFrame | None) -> None:
         panels.ygrid(ax)
 
 
-def _block(target, sub: pd.DataFrame, probe: pd.DataFrame | None, wds) -> None:
+def _block(target, sub: pd.DataFrame, probe: pd.DataFrame | None, wds, track_steps) -> None:
     names = [a for a in style.order(sub["arch"]) if style.record(a) and style.record(a).invariant]
     top, bottom = style.split(target, [2.6 * max(len(wds), 1), 2.6])
     if names and wds:
@@ -106,7 +107,7 @@ def _block(target, sub: pd.DataFrame, probe: pd.DataFrame | None, wds) -> None:
             _arms_row(row, sub, names, wd)
     else:
         panels.empty(top.subplots(), "no equivalent runs on an invariant architecture")
-    _probe(*bottom.subplots(1, 2), probe)
+    _probe(*bottom.subplots(1, 2), probe, track_steps)
 
 
 def _legend():
@@ -130,8 +131,10 @@ def draw(tables, claims: ClaimsView):
     handles = _legend()
     cv = style.canvas(2.1 * max(n_inv, 3) + 0.8, 2.6 * (max(len(wds), 1) + 1) + 0.4,
                       len(blocks), 1, style.legend_rows(handles, 4))
+    track_steps = claims.number("C7", "track_steps")
     for (label_text, (sub, probe)), target in zip(blocks, cv.blocks):
-        _block(target, sub, probe, equivalent_weight_decays(sub) if len(sub) else [])
+        _block(target, sub, probe, equivalent_weight_decays(sub) if len(sub) else [],
+               track_steps)
         style.setting_title(target, blocks, label_text)
     cv.legend(handles, ncol=4)
     style.header(cv, claims, FIGURE.claims, FIGURE.title,

@@ -13,6 +13,7 @@ figures and each figure's inputs; the drawing modules load only when a figure is
 from __future__ import annotations
 
 import importlib
+import re
 import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
@@ -26,7 +27,11 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Modules every figure's code runs through (their source is part of each figure's code
 #: hash; paths relative to src/wdnorm, without .py, as wdnorm.provenance.source_hash takes).
 SHARED_MODULES = ("archs", "fileio", "notebooks", "figures/__init__", "figures/registry",
-                  "figures/claims_view", "figures/style", "figures/data", "figures/panels")
+                  "figures/claims_view", "figures/report", "figures/style", "figures/data",
+                  "figures/panels")
+#: Modules the report's verdict table runs through (the verdict_table rule's code hash).
+REPORT_MODULES = ("archs", "fileio", "figures/__init__", "figures/registry",
+                  "figures/claims_view", "figures/report")
 
 
 @dataclass(frozen=True)
@@ -54,14 +59,22 @@ class Figure:
             "test": _PerClaim(claims.test), "n": _PerClaim(claims.n)})
 
 
+_RST_SPECIAL = re.compile(r"([\\`*_|])")
+
+
+def rst_escape(text: str) -> str:
+    """Plain text safe inside reStructuredText (no accidental markup)."""
+    return _RST_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
 class _PerClaim:
-    """``{test[C6]}`` in a caption: item access by claim id."""
+    """``{test[C6]}`` in a caption: item access by claim id, escaped for rst."""
 
     def __init__(self, lookup):
         self._lookup = lookup
 
     def __getitem__(self, cid: str) -> str:
-        return self._lookup(cid)
+        return rst_escape(self._lookup(cid))
 
 
 _HEADER_NOTE = ("The header gives each claim's verdict, its test and n from "
@@ -148,8 +161,8 @@ REGISTRY: dict[str, Figure] = {f.name: f for f in (
         "one seed; markers are means with 95% t-intervals; tick labels count diverged runs "
         "per arm. Bottom: the float64 equivalence probe for every architecture: the largest "
         "relative per-step loss difference to the weight-decay run, and the number of steps "
-        "it stays within the tolerance (dashed: the probe's length; hollow: does not "
-        "track). The exact "
+        "it stays within the tolerance (dashed: the steps C7 requires; hollow: does "
+        "not track). The exact "
         "equivalent must track on the invariant architectures and fail on the others. "
         + _HEADER_NOTE),
 )}
@@ -163,6 +176,15 @@ def get(name: str) -> Figure:
         return REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown figure {name!r}; valid: {', '.join(NAMES)}") from None
+
+
+def figure_of(cid: str) -> str:
+    """``figures/{name}.png`` of the figure that decides claim ``cid`` (the first claim
+    of its record), else of the first figure showing it; "" for none."""
+    deciding = [f for f in REGISTRY.values() if f.claims[0] == cid]
+    showing = [f for f in REGISTRY.values() if cid in f.claims]
+    chosen = (deciding or showing or [None])[0]
+    return f"figures/{chosen.name}.png" if chosen else ""
 
 
 def tables_used() -> tuple[str, ...]:

@@ -5,34 +5,28 @@ included by workflow/report/figure.rst). reStructuredText, written atomically.""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from .. import fileio
 from .claims_view import ClaimsView
 from .registry import REGISTRY, Figure
-
-_RST_SPECIAL = re.compile(r"([\\`*_|])")
-
-
-def escape(text: str) -> str:
-    """Plain text safe inside reStructuredText (no accidental markup)."""
-    return _RST_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
-
+from .registry import rst_escape as escape
 
 def _figures_of(cid: str) -> str:
     return ", ".join(f"{f.name}.png" for f in REGISTRY.values() if cid in f.claims) or "-"
 
 
 def verdict_table(claims: ClaimsView) -> str:
-    """The answer, then one row per claim: verdict, test, n, summary, figure."""
+    """The answer, then one row per claim: verdict, test, n, key numbers, figure."""
     lines = []
-    if claims.answer():
-        lines += [f"**Answer.** {escape(claims.answer())}", ""]
+    verdict, text = claims.answer()
+    if text:
+        head = f"Answer ({escape(verdict)})" if verdict else "Answer"
+        lines += [f"**{head}.** {escape(text)}", ""]
     lines += [".. list-table:: Verdicts, computed from the result tables "
               "(``results/claims.json``; rules in ``docs/claims.md``)",
               "   :header-rows: 1", "   :widths: 14 10 18 8 40 10", "",
-              "   * - claim", "     - verdict", "     - test", "     - n", "     - summary",
+              "   * - claim", "     - verdict", "     - test", "     - n", "     - key numbers",
               "     - figure"]
     ids = claims.ids() or [c for f in REGISTRY.values() for c in f.claims]
     for cid in sorted(dict.fromkeys(ids), key=lambda c: (len(c), c)):
@@ -41,7 +35,7 @@ def verdict_table(claims: ClaimsView) -> str:
                   f"     - **{escape(claims.verdict(cid))}**",
                   f"     - {escape(claims.test(cid))}",
                   f"     - {escape(claims.n(cid).removeprefix('n = '))}",
-                  f"     - {escape(claims.summary(cid)) or '-'}",
+                  f"     - {escape(claims.key_numbers(cid)) or '-'}",
                   f"     - {escape(_figures_of(cid))}"]
     return "\n".join(lines) + "\n"
 

@@ -174,7 +174,7 @@ def _fit(text: str, width_in: float, size: float) -> str:
 def header(cv: Canvas, claims: ClaimsView, cids: Sequence[str], title: str,
            setting: str = "") -> None:
     """The header strip: a bold title, then one line per claim -- a badge coloured by
-    verdict, the claim's test and n, and its one-line summary, all from claims.json."""
+    verdict, the claim's n and test, and its key numbers, all from claims.json."""
     head, width = cv.head, cv.fig.get_figwidth()
     size, small = mpl.rcParams["figure.titlesize"], mpl.rcParams["legend.fontsize"]
     text = f"{title}  ({setting})" if setting else title
@@ -189,9 +189,10 @@ def header(cv: Canvas, claims: ClaimsView, cids: Sequence[str], title: str,
                           bbox=dict(boxstyle="round,pad=0.22", edgecolor="none",
                                     facecolor=VERDICT_COLOURS.get(verdict.lower(),
                                                                   MISSING_COLOUR)))
-        line = f"{claims.test(cid)}, {claims.n(cid)}"
-        summary = claims.summary(cid)
-        line = _fit(f"{line} — {summary}" if summary else line, width - 1.3, small)
+        # n first: a long test name or key numbers are what gets cut
+        line = f"{claims.n(cid)} · {claims.test(cid)}"
+        numbers = claims.key_numbers(cid)
+        line = _fit(f"{line} — {numbers}" if numbers else line, width - 1.3, small)
         # placed after the badge, whatever its rendered width
         head.add_artist(Annotation(line, xy=(1, 0.5), xycoords=badge, xytext=(8, 0),
                                    textcoords="offset points", ha="left", va="center",
