@@ -171,13 +171,3 @@ def order(values) -> list[str]:
     present = list(dict.fromkeys(values))
     return [a for a in ARCHITECTURES if a in present] + [a for a in present
                                                           if a not in REGISTRY]
-
-
-# Derived views kept for callers that want a plain mapping.
-FORMULAS: dict[str, str] = {a.name: a.formula for a in REGISTRY.values()}
-STACKED = tuple(a.name for a in REGISTRY.values() if a.layout == "stacked")
-RESIDUAL = tuple(a.name for a in REGISTRY.values() if a.layout == "residual")
-PREDICTED_PER_LAYER_INVARIANT: dict[str, str] = {
-    a.name: a.per_layer_invariant for a in REGISTRY.values()}
-PREDICTED_JOINT_INVARIANT: dict[str, bool] = {a.name: a.joint_invariant
-                                              for a in REGISTRY.values()}

@@ -33,8 +33,7 @@ from torch import nn
 
 from . import archs
 from .archs import (  # noqa: F401  (re-exported: the names every user imports from here)
-    ARCHITECTURES, DECAY_SCOPES, FORMULAS, PREDICTED_JOINT_INVARIANT,
-    PREDICTED_PER_LAYER_INVARIANT, RESIDUAL, STACKED, check_architecture, check_decay_scope,
+    ARCHITECTURES, DECAY_SCOPES, check_architecture, check_decay_scope,
 )
 
 

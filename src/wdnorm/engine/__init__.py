@@ -9,9 +9,7 @@ from .spec import ALGORITHMS, KINDS, Member, OptimiserConfig, SlabConfig
 from .step import COMPILE_CHOICES, use_inductor_cache
 from .trainer import Checkpointing, SlabResult, train_slab
 
-OPTIMISERS = ALGORITHMS
-
-__all__ = ["ALGORITHMS", "COMPILE_CHOICES", "Checkpointing", "KINDS", "Member", "OPTIMISERS",
+__all__ = ["ALGORITHMS", "COMPILE_CHOICES", "Checkpointing", "KINDS", "Member",
            "OptimiserConfig", "SlabConfig", "SlabResult", "batch_generator", "epoch_batches",
            "evaluate", "init_state", "k_sequence", "member_schedules", "recalibrate_batchnorm",
            "train_slab", "use_inductor_cache"]
