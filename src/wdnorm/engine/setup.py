@@ -7,7 +7,6 @@ import torch
 from .. import models
 from . import schedules
 from .batches import batch_generator, init_state
-
 from .spec import Member, SlabConfig
 from .state import SlabState
 from .step import StepPlan
@@ -126,6 +125,6 @@ def initial_state(cfg: SlabConfig, members: list[Member], device, dtype, total: 
                     algorithm=o.algorithm, momentum=o.momentum, beta1=o.beta1, beta2=o.beta2,
                     adam_eps=o.eps, bn_momentum=cfg.bn_momentum,
                     linear_names=tuple(linear_names), batch_norm=cfg.record.norm == "batch",
-                    trace=cfg.trace)
+                    trace=cfg.trace, mimic=any(m.kind == "mimic" for m in members))
 
     return st, hyper, plan

@@ -39,6 +39,7 @@ class StepPlan:
     linear_names: tuple[str, ...]
     batch_norm: bool
     trace: bool
+    mimic: bool = False  # a member follows another's norms (Hoffer et al.)
 
 
 def _loss(plan: StepPlan, params, buffers, x, y, eps):
@@ -73,11 +74,13 @@ def make_step(plan: StepPlan):
                                   has_aux=True)
         grads, (losses, new_buffers) = grad_fn(params)
         alive = state["alive"] & torch.isfinite(losses)
-        sq = torch.stack([params[n].square().sum((1, 2)) for n in plan.linear_names], 1)
-        # Hoffer's mimic: each group layer's LR times ||w||^2 / ||w_ref||^2, read from
-        # the reference member of this very slab at this very step
-        ratio = sq / sq[hyper["mimic_ref"]]
-        lr_layer = torch.where(hyper["mimic_mask"], hyper["lr_layer"] * ratio, hyper["lr_layer"])
+        lr_layer = hyper["lr_layer"]
+        if plan.mimic:
+            # Hoffer's mimic: each group layer's LR times ||w||^2 / ||w_ref||^2, read from
+            # the reference member of this very slab at this very step
+            sq = torch.stack([params[n].square().sum((1, 2)) for n in plan.linear_names], 1)
+            lr_layer = torch.where(hyper["mimic_mask"], lr_layer * (sq / sq[hyper["mimic_ref"]]),
+                                   lr_layer)
         new_p, new_m, new_m2, stats = {}, {}, {}, []
         for name, p in params.items():
             if name in plan.linear_names:
