@@ -87,6 +87,27 @@ def test_matched_pairs_must_share_one_product(config):
     _fails(config, "matched_pairs", "product")
 
 
+def test_equivalents_must_exist_at_every_learning_rate(config):
+    """ηλ ≤ (1 − √α)² at the optimiser's lr and at every lr_grid value (momentum 0.9:
+    2.6e-3; λ* = 3e-3, so lr 1.0 crosses it)."""
+    config["optimisers"]["sgdm"]["lr_grid"] = [0.05, 1.0]
+    _fails(config, "optimisers.sgdm", "lr=1", "no LR-schedule equivalent")
+    config["equivalents"] = {"kinds": []}
+    check(config)
+
+
+def test_learning_rate_grid_trains_the_lambda_grid_at_each_rate(config):
+    config["optimisers"]["sgdm"]["lr_grid"] = [0.05, 0.1]  # 0.1 is the grid lr: once
+    full = config_schema.with_defaults(config)
+    plain = grid.slab_members(full, "sgdm", "plain")
+    ln = grid.slab_members(full, "sgdm", "ln")
+    per_seed = 2 * len(full["weight_decays"]) + 2  # 2 lrs × λ grid, 2 more matched pairs
+    assert len(plain) == len(full["seeds"]) * per_seed
+    assert len(ln) == len(full["seeds"]) * (per_seed + 2 * 3)  # 3 equivalents at each lr
+    assert {m.lr for m in ln if m.kind == "exact"} == {0.1, 0.05}
+    assert len(set(ln)) == len(ln)
+
+
 def test_defaults_are_the_ones_snakemake_fills():
     """wdnorm.config.with_defaults (used by the audit, the benchmarks) fills exactly what
     snakemake's validate fills from the same schema, nested objects included."""

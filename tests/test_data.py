@@ -26,7 +26,7 @@ from torchvision.datasets import CIFAR10, MNIST
 from wdnorm import config, data, fileio
 from wdnorm.layout import Layout
 
-TENSORS = ("x_train", "y_train", "x_test", "y_test")
+TENSORS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -201,6 +201,23 @@ def test_digits_subset_deterministic():
                           atol=1e-6)
 
 
+def test_validation_split_comes_from_the_training_split():
+    """The validation rows are training-split rows the training subset does not hold; the
+    subset itself does not move when a validation split is added; test stays complete."""
+    plain = data.prepare("digits", None, n_train=200, subset_seed=3)
+    split = data.prepare("digits", None, n_train=200, subset_seed=3, n_validation=300)
+    assert torch.equal(plain.y_train, split.y_train)
+    assert split.x_val.shape == (300, 64) and split.meta["n_validation"] == 300
+    assert plain.x_val.shape == (0, 64) and plain.meta["n_validation"] == 0
+    assert torch.equal(plain.x_test, split.x_test)
+    train_rows = {tuple(r) for r in split.x_train.numpy().round(4).tolist()}
+    assert not train_rows & {tuple(r) for r in split.x_val.numpy().round(4).tolist()}
+    rest = data.prepare("digits", None, subset_seed=3, n_validation=300)  # n_train unset
+    assert len(rest.x_train) == 1347 - 300 and len(rest.x_val) == 300
+    with pytest.raises(ValueError, match="n_validation=1200"):
+        data.prepare("digits", None, n_train=200, n_validation=1200)
+
+
 def test_n_train_too_large():
     with pytest.raises(ValueError) as err:
         data.prepare("digits", None, n_train=5000)
@@ -220,7 +237,7 @@ def test_save_load_roundtrip(tmp_path):
     assert q.meta == p.meta
     # weights_only=True loads it directly, too
     raw = torch.load(pt, weights_only=True)
-    assert set(raw) == {"x_train", "y_train", "x_test", "y_test", "meta"}
+    assert set(raw) == {*TENSORS, "meta"}
     meta = json.loads(meta_path.read_text())
     assert meta["sha256"] == fileio.sha256_file(pt)
     assert {k: v for k, v in meta.items() if k not in ("sha256", "file")} == p.meta

@@ -37,11 +37,11 @@ def test_no_equivalent_beyond_real_roots():
         schedules.member_schedules(["exact"], [0.5], [0.1], 0.9, 200)
 
 
-def _probe(arch, data, steps=300, lr_schedule="constant"):
+def _probe(arch, data, steps=300, lr_schedule="constant", lr_decay_fraction=1.0):
     x, y = data[0].double(), data[1]
     return {r["variant"]: r for r in equivalence.probe_arch(
         arch, MODEL, x, y, lr=0.05, weight_decay=0.01, momentum=0.9, batch_size=16,
-        steps=steps, tol=1e-8, lr_schedule=lr_schedule)}
+        steps=steps, tol=1e-8, lr_schedule=lr_schedule, lr_decay_fraction=lr_decay_fraction)}
 
 
 @pytest.mark.parametrize("arch", ["ln", "bn", "resln", "preln_final"])
@@ -51,10 +51,22 @@ def test_exact_equivalent_tracks_invariant_architectures(data, arch):
     assert rows["exact"]["steps_within_tol"] == 300
 
 
-def test_exact_equivalent_follows_a_cosine_schedule(data):
-    """Under η_t = η s_t the recurrence with ρ_t = s_t/s_{t−1} keeps the equivalence exact."""
-    rows = _probe("ln", data, lr_schedule="cosine")
+@pytest.mark.parametrize("fraction", [1.0, 0.3])
+def test_exact_equivalent_follows_a_cosine_schedule(data, fraction):
+    """Under η_t = η s_t the recurrence with ρ_t = s_t/s_{t−1} keeps the equivalence exact,
+    for a cosine over all steps and for a constant start with a cosine tail."""
+    rows = _probe("ln", data, lr_schedule="cosine", lr_decay_fraction=fraction)
     assert rows["exact"]["tracks"] and not rows["schedule"]["tracks"]
+
+
+def test_cosine_tail_schedule():
+    s = schedules.lr_scale("cosine", 100, 0.3)
+    assert schedules.decay_start(100, 0.3) == 70
+    assert np.all(s[:71] == 1.0) and np.all(np.diff(s[70:]) < 0) and 0 < s[-1] < 0.01
+    np.testing.assert_allclose(schedules.lr_scale("cosine", 100),
+                               0.5 * (1 + np.cos(np.pi * np.arange(100) / 100)))
+    with pytest.raises(ValueError, match="lr_decay_fraction"):
+        schedules.lr_scale("cosine", 100, 0.0)
 
 
 @pytest.mark.parametrize("arch", ["plain", "res"])

@@ -15,8 +15,10 @@ from wdnorm.data import Prepared
 from wdnorm.layout import Layout, run_id
 from wdnorm.probes.gradient_identity import gradient_identity_table, identity_columns
 from wdnorm.probes.symmetry_tables import symmetry_tables
+from wdnorm.engine import schedules
 from wdnorm.tables import SLAB_TABLES
-from wdnorm.tables.dynamics_rows import angle_prediction, equilibrium_step, equilibrium_window
+from wdnorm.tables.dynamics_rows import (angle_prediction, constant_lr_steps, equilibrium_step,
+                                         equilibrium_window)
 from wdnorm.tables.slab import slab_tables
 from wdnorm.tables.tidy import aggregate
 
@@ -289,6 +291,11 @@ def test_equilibrium_formulas():
     assert equilibrium_window(1000, 700.2) == (701, 299)
     assert equilibrium_window(1000, math.inf) == (1000, 0)
     assert equilibrium_window(1000, 1500.0) == (1000, 0)
+    # a cosine tail from step 700: the window ends where the learning rate starts to fall
+    lr = 0.1 * schedules.lr_scale("cosine", 1000, 0.3)
+    assert constant_lr_steps(lr) == 700 and constant_lr_steps(np.full(1000, 0.1)) == 1000
+    assert equilibrium_window(constant_lr_steps(lr), 90.0) == (350, 350)
+    assert equilibrium_window(constant_lr_steps(lr), 650.0) == (650, 50)  # < 100: not reached
     assert math.isclose(angle_prediction("adamw", 1e-3, 0.1, beta1=0.9),
                         math.sqrt(2 * 1e-3 * 0.1 * 0.1 / 1.9))
     assert math.isnan(angle_prediction("adam", 1e-3, 0.1))

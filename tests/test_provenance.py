@@ -134,12 +134,12 @@ def test_settings_hash_counts_the_optimiser(key, value):
 
 
 def test_training_values_name_the_optimiser():
-    config = {"n_train": None, "subset_seed": 0, "model": {"width": 8}, "decay_scope": "hidden",
-              "training": {"epochs": 2}, "seeds": [0, 1],
+    config = {"n_train": None, "n_validation": 0, "subset_seed": 0, "model": {"width": 8},
+              "decay_scope": "hidden", "training": {"epochs": 2}, "seeds": [0, 1],
               "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.1, "momentum": 0.9},
                              "adamw": {"algorithm": "adamw", "lr": 0.001}}}
     values = provenance.training_values(config, "sgdm")
-    assert values == {"n_train": None, "subset_seed": 0, "model": {"width": 8},
+    assert values == {"n_train": None, "n_validation": 0, "subset_seed": 0, "model": {"width": 8},
                       "decay_scope": "hidden", "training": {"epochs": 2},
                       "optimiser": {"name": "sgdm", "algorithm": "sgd", "lr": 0.1,
                                     "momentum": 0.9}}

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -20,11 +21,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "datasets": ["digits"],
+    "n_validation": 200,
     "architectures": ["ln", "plain"],
     "model": {"width": 16, "depth": 2},
     "weight_decays": [0.0, 1e-2],
     "seeds": list(range(10)),
-    "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9}},
+    "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9,
+                            "lr_grid": [0.1]}},
     "matched_pairs": [],
     "training": {"epochs": 2, "batch_size": 64, "eval_every": 1, "final_evals": 2},
     "claims": {"weight_decay": 1e-2},
@@ -87,10 +90,16 @@ def copy_of(finished, tmp_path) -> Path:
 
 def test_outputs_of_the_default_targets(finished):
     claims = json.loads((finished / "results" / "claims.json").read_text())
-    assert sorted(claims["verdicts"]) == [f"C{i}" for i in range(1, 8)]
+    assert sorted(claims["verdicts"]) == [f"C{i}" for i in range(1, 9)]
     assert claims["answer"]
     markdown = (finished / "results" / "CLAIMS.md").read_text()
-    assert all(f"C{i}" in markdown for i in range(1, 8))
+    assert all(f"C{i}" in markdown for i in range(1, 9))
+    # C8 tuned both arms over the two learning rates on the validation split
+    tuned = next(c for c in claims["claims"] if c["id"] == "C8")["measured"]["per_arch"]
+    assert set(tuned) == {"ln", "plain"} and tuned["ln"]["n_pairs"] == len(TINY["seeds"])
+    assert len(tuned["ln"]["candidates"]) == 4
+    runs = pd.read_csv(finished / "results" / "tables" / "runs.csv")
+    assert runs["val_acc"].notna().all() and set(runs["lr"]) == {0.05, 0.1}
     for name in ("runs", "dynamics", "penalty", "symmetry", "gradient_identity",
                  "equivalence_probe"):
         assert (finished / "results" / "tables" / f"{name}.csv").stat().st_size > 0
@@ -100,9 +109,9 @@ def test_outputs_of_the_default_targets(finished):
     for arch in TINY["architectures"]:
         slab = finished / "results" / "runs" / "digits" / "sgdm" / arch
         members = json.loads((slab / "slab.json").read_text())["members"]
-        # every run kind of the architecture in its one slab: 2 grid λ, and the
-        # 3 equivalents where there is a symmetry for them to follow (ln, not plain)
-        assert len(members) == len(TINY["seeds"]) * (5 if arch == "ln" else 2)
+        # every run kind of the architecture in its one slab: 2 lr × 2 λ, and the
+        # 3 equivalents at each lr where there is a symmetry to follow (ln, not plain)
+        assert len(members) == len(TINY["seeds"]) * (10 if arch == "ln" else 4)
         for run in members:
             assert (slab / run / "MANIFEST.sha256").exists()
     train_log = (finished / "results/logs/train/digits/sgdm/ln.log").read_text()
@@ -167,7 +176,7 @@ def test_corrupt_prepared_data_stops_before_any_job(copy_of):
     assert "digits.pt" in output and "sha256" in output and "snakemake" in output
     assert "rule train_slab" not in output  # no job started
     after = sorted(p.relative_to(copy_of) for p in copy_of.glob("results/runs/**/MANIFEST.sha256"))
-    assert after == before and len(before) == len(TINY["seeds"]) * 7
+    assert after == before and len(before) == len(TINY["seeds"]) * 14
 
 
 def test_re_preparing_identical_data_leaves_nothing_to_do(copy_of):
@@ -199,7 +208,8 @@ def _assert_same_slab(a: Path, b: Path) -> None:
                                           err_msg=f"{run} {key}")
 
 
-RESUME = {**TINY, "architectures": ["ln"], "seeds": [0, 1],
+RESUME = {**TINY, "architectures": ["ln"], "seeds": [0, 1], "n_validation": 0,
+          "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9}},
           "training": {"epochs": 25, "batch_size": 64, "eval_every": 5},
           "checkpoint": {"every_steps": 1}}
 SLAB = "results/runs/digits/sgdm/ln/slab.json"

@@ -10,11 +10,18 @@ from .engine import Member
 EQUIVALENT_KINDS = ("exact", "schedule", "mimic")
 
 
-def grid_points(lr: float, weight_decays, matched_pairs=()) -> list[tuple[float, float]]:
+def grid_points(lrs, weight_decays, matched_pairs=()) -> list[tuple[float, float]]:
     """Every (lr, weight decay) of the grid plus the matched-ηλ pairs of claim C5;
     a pair that is also a grid point is trained once."""
-    points = [(lr, wd) for wd in weight_decays] + [tuple(p) for p in matched_pairs]
+    points = [(lr, wd) for lr in lrs for wd in weight_decays] + [tuple(p) for p in matched_pairs]
     return list(dict.fromkeys((float(a), float(b)) for a, b in points))
+
+
+def learning_rates(optimiser: dict) -> list[float]:
+    """The optimiser's learning rates: its grid ``lr`` (the one claims C5–C7 read) first,
+    then its ``lr_grid`` (where claim C8 tunes the learning rate), each once."""
+    lrs = [optimiser["lr"], *(optimiser.get("lr_grid") or [])]
+    return list(dict.fromkeys(float(lr) for lr in lrs))
 
 
 def equivalent_weight_decays(config: dict) -> list[float]:
@@ -26,22 +33,22 @@ def equivalent_weight_decays(config: dict) -> list[float]:
 
 def slab_members(config: dict, optimiser: str, arch: str) -> list[Member]:
     """Every member of the slab of ``optimiser`` and ``arch`` (``config`` defaults-filled):
-    the grid and matched pairs, and the equivalents of the grid runs at
-    :func:`equivalent_weight_decays` where they are informative -- SGD (the only
-    optimiser with an exact equivalent) on an architecture with a predicted symmetry
-    (elsewhere the float64 equivalence probe is the contrast that shows the equivalence
-    failing, at a fraction of the cost). Seed-major, so members sharing a batch stream sit
-    side by side."""
+    the λ grid at each of the optimiser's :func:`learning_rates`, the matched pairs,
+    and the equivalents of the grid runs at :func:`equivalent_weight_decays` (at each
+    learning rate) where they are informative -- SGD (the only optimiser with an exact
+    equivalent) on an architecture with a predicted symmetry (elsewhere the float64
+    equivalence probe is the contrast that shows the equivalence failing, at a fraction
+    of the cost). Seed-major, so members sharing a batch stream sit side by side."""
     opt = config["optimisers"][optimiser]
-    lr = float(opt["lr"])
-    points = grid_points(lr, config["weight_decays"], config.get("matched_pairs", []))
+    lrs = learning_rates(opt)
+    points = grid_points(lrs, config["weight_decays"], config.get("matched_pairs", []))
     wanted = opt["algorithm"] == "sgd" and archs.get(arch).invariant
     kinds = list(config["equivalents"]["kinds"]) if wanted else []
     members = []
     for seed in config["seeds"]:
         members += [Member(a, b, int(seed)) for a, b in points]
-        members += [Member(lr, wd, int(seed), kind) for wd in equivalent_weight_decays(config)
-                    for kind in kinds]
+        members += [Member(lr, wd, int(seed), kind) for lr in lrs
+                    for wd in equivalent_weight_decays(config) for kind in kinds]
     return members
 
 
@@ -81,10 +88,11 @@ def _check_equivalents_exist(config: dict) -> None:
             continue
         alpha = float(opt.get("momentum", 0.0))
         limit = (1 - math.sqrt(alpha)) ** 2
-        for wd in equivalent_weight_decays(config):
-            if float(opt["lr"]) * wd > limit:
+        for lr, wd in ((lr, wd) for lr in learning_rates(opt)
+                       for wd in equivalent_weight_decays(config)):
+            if lr * wd > limit:
                 raise ValueError(
-                    f"optimisers.{name}: lr*λ = {float(opt['lr']) * wd:g} at λ={wd:g} exceeds "
+                    f"optimisers.{name}: lr*λ = {lr * wd:g} at lr={lr:g}, λ={wd:g} exceeds "
                     f"(1-√momentum)² = {limit:.4g}: no LR-schedule equivalent exists there "
                     f"(k_t crosses 0). Lower equivalents.weight_decays / claims.weight_decay "
                     f"or the learning rate, or set equivalents.kinds: []")

@@ -41,7 +41,8 @@ FIELDS = ("config_values", "config_hash", "code", "packages", "device", "device_
 
 # The config keys a trained run depends on besides its optimiser (the workflow passes
 # training_values(config, optimiser) to the training job; the audit compares them).
-TRAINING_KEYS = ("n_train", "subset_seed", "model", "decay_scope", "training")
+TRAINING_KEYS = ("n_train", "n_validation", "subset_seed", "model", "decay_scope",
+                 "training")
 
 # The keys of a run's config values that describe the run itself, not the config
 # settings it was made with (see run_values). The optimiser is a setting: its name,

@@ -20,7 +20,7 @@ from . import fileio, models
 from .engine import SlabConfig, SlabResult
 from .layout import SLAB_MANIFEST
 
-FINAL_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
+FINAL_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -31,12 +31,14 @@ def final_metrics(history: dict, k: int, n_classes: int, diverged: bool) -> dict
     """The end-of-training estimate: each metric averaged over the last ``k``
     evaluations (one snapshot of a noisy process is not an estimate). A diverged run's
     network outputs NaN, whose argmax is class 0: its accuracy is counted as chance
-    (1/n_classes) and its losses as missing -- an outcome, not a dropped run."""
+    (1/n_classes) and its losses as missing -- an outcome, not a dropped run. Metrics of
+    a split the run did not have (no validation split) are None."""
     out = {}
     for key in FINAL_KEYS:
-        values = np.asarray(history[key][-k:], dtype=np.float64)
+        values = np.asarray(history.get(key, [math.nan])[-k:], dtype=np.float64)
+        measured = key != "val_acc" or not np.isnan(values).all()  # no validation split
         if diverged:
-            out[key] = 1.0 / n_classes if key.endswith("acc") else None
+            out[key] = 1.0 / n_classes if key.endswith("acc") and measured else None
         else:
             out[key] = _finite_or_none(values.mean())
     for kind in ("loss", "acc"):
@@ -67,7 +69,9 @@ def member_status(diverged: bool, var_ratio: float | None, collapse_ratio: float
 
 
 def member_metrics(result: SlabResult, i: int, *, dataset: str, optimiser: str,
-                   final_evals: int, collapse_ratio: float) -> dict:
+                   final_evals: int, collapse_ratio: float, grid_lr: float | None = None) -> dict:
+    """metrics.json of member ``i``; ``grid_lr``: the optimiser's grid learning rate (its
+    ``lr``; members at its ``lr_grid`` or a matched pair's lr differ from it)."""
     cfg, member = result.cfg, result.members[i]
     history = result.member_history(i)
     diverged = int(result.diverged_step[i])
@@ -78,7 +82,7 @@ def member_metrics(result: SlabResult, i: int, *, dataset: str, optimiser: str,
     k_final = result.trace["k"][-1, i] if "k" in result.trace else None
     return {
         "run_id": member.run_id, "kind": member.kind, "dataset": dataset,
-        "optimiser": optimiser, "arch": cfg.arch, "lr": member.lr,
+        "optimiser": optimiser, "arch": cfg.arch, "lr": member.lr, "grid_lr": grid_lr,
         "weight_decay": member.weight_decay, "seed": member.seed, "slab": cfg.to_dict(),
         "reference": None if member.kind == "grid" else member.reference.run_id,
         "status": member_status(diverged >= 0, ratio, collapse_ratio),

@@ -31,7 +31,8 @@ def slab_config(*, arch: str, meta: dict, model: dict, training: dict,
                       optimiser=OptimiserConfig(**hyper), decay_scope=decay_scope,
                       epochs=training["epochs"], batch_size=training["batch_size"],
                       eval_every=training["eval_every"], final_evals=training["final_evals"],
-                      lr_schedule=training["lr_schedule"])
+                      lr_schedule=training["lr_schedule"],
+                      lr_decay_fraction=training["lr_decay_fraction"])
 
 
 def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: str,
@@ -64,7 +65,8 @@ def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: s
                  slot, threads, compile_mode)
         result = train_slab(cfg, members, prepared.x_train, prepared.y_train,
                             prepared.x_test, prepared.y_test, device=device, log=log.info,
-                            compile=compile_mode, checkpoint=ckpt, data_id=dataset_sha)
+                            compile=compile_mode, checkpoint=ckpt, data_id=dataset_sha,
+                            x_val=prepared.x_val, y_val=prepared.y_val)
     wall = time.perf_counter() - started
     log.info("trained in %.1f s (%.1f s inside the training loop, step %s)", wall,
              result.train_seconds, "compiled" if result.compiled else "eager")
@@ -91,6 +93,7 @@ def _write_runs(result, layout: Layout, settings: dict, *, dataset: str, optimis
     written = []
     for i, member in enumerate(result.members):
         metrics = runs.member_metrics(result, i, dataset=dataset, optimiser=optimiser_name,
+                                      grid_lr=float(settings["optimiser"]["lr"]),
                                       final_evals=training["final_evals"],
                                       collapse_ratio=training["collapse_ratio"])
         values = provenance.run_values(

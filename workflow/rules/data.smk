@@ -16,7 +16,8 @@ rule prepare_data:
     params:
         raw_dir=lambda wc: str(LAYOUT.raw_dir(wc.dataset)),
         n_train=config.get("n_train"),
-        subset_seed=config.get("subset_seed", 0),
+        subset_seed=config["subset_seed"],
+        n_validation=config["n_validation"],
         download=config.get("download", True),
         # the dataset's own options: the config block named after it (mnist1d: the
         # generator's arguments); {} for datasets without one

@@ -43,6 +43,7 @@ rule equivalence_probe:
         model=config["model"],
         batch_size=config["training"]["batch_size"],
         lr_schedule=config["training"]["lr_schedule"],
+        lr_decay_fraction=config["training"]["lr_decay_fraction"],
         optimisers=config["optimisers"],
         weight_decay=config["claims"]["weight_decay"],
         probe=config["equivalence_probe"],

@@ -15,7 +15,8 @@ frames = [equivalence_table(snakemake.params.architectures, snakemake.params.mod
                             weight_decay=snakemake.params.weight_decay,
                             momentum=opt.get("momentum", 0.0),
                             batch_size=snakemake.params.batch_size, steps=probe["steps"],
-                            tol=probe["tol"], lr_schedule=snakemake.params.lr_schedule)
+                            tol=probe["tol"], lr_schedule=snakemake.params.lr_schedule,
+                            lr_decay_fraction=snakemake.params.lr_decay_fraction)
           for name, opt in snakemake.params.optimisers.items() if opt["algorithm"] == "sgd"]
 fileio.write_csv(snakemake.output.table,
                  pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS))

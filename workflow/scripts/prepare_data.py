@@ -12,11 +12,13 @@ tasks.setup_logging(snakemake.log[0])
 prepared = data.prepare(snakemake.wildcards.dataset, snakemake.params.raw_dir,
                         n_train=snakemake.params.n_train,
                         subset_seed=snakemake.params.subset_seed,
+                        n_validation=snakemake.params.n_validation,
                         download=snakemake.params.download,
                         options=snakemake.params.options)
 unchanged = data.save_prepared(prepared, snakemake.output.pt, snakemake.output.meta)
 logging.getLogger("wdnorm").info(
-    "prepared %s: %d train / %d test, d_in=%d, sha256 %s (%s)", snakemake.wildcards.dataset,
-    prepared.meta["n_train"], prepared.meta["n_test"], prepared.meta["d_in"],
+    "prepared %s: %d train / %d validation / %d test, d_in=%d, sha256 %s (%s)",
+    snakemake.wildcards.dataset, prepared.meta["n_train"], prepared.meta["n_validation"],
+    prepared.meta["n_test"], prepared.meta["d_in"],
     fileio.read_json(snakemake.output.meta)["sha256"],
     "same bytes as before: previous mtime kept" if unchanged else "new content")

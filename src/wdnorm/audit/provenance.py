@@ -152,7 +152,7 @@ def config_problems(ref: RunRef, values: dict, config: dict) -> list[str]:
     recorded = {k: v for k, v in values.items() if k not in records.RUN_KEYS}
     out = [f"config differs: {d.lstrip('.')}" for d in differences("", recorded, expected)]
     member = values.get("member") or {}
-    allowed = [expected["optimiser"]["lr"]]
+    allowed = [expected["optimiser"]["lr"], *(expected["optimiser"].get("lr_grid") or [])]
     if ref.kind == GRID:
         allowed += [float(lr) for lr, _ in config.get("matched_pairs") or []]
     lr = member.get("lr")

@@ -1,4 +1,4 @@
-"""Verdicts on the claims C1-C7, computed from the tidy tables (never hard-coded), and
+"""Verdicts on the claims C1-C8, computed from the tidy tables (never hard-coded), and
 the answer to the article's question synthesised from them.
 
 One module per claim (``c1_symmetry`` ... ``c7_mechanism``), each with ``decide(tables,

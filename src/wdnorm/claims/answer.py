@@ -4,7 +4,8 @@ from the tables: every number here is one a claim already decided on).
 The answer's verdict is C6's: whether hidden-layer weight decay regularises the
 normalised stacked networks is what the article asserts. C1-C3 say whether its premise
 (the symmetry, the removable penalty) holds, C4, C5 and C7 whether the literature's
-mechanism (WD sets an effective learning rate) explains what WD does instead."""
+mechanism (WD sets an effective learning rate) explains what WD does instead, and C8
+whether C6's answer survives tuning each arm's learning rate (and λ) separately."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ QUESTION = ("Is weight decay useless as a regulariser of networks with normalisa
             "no residual connections?")
 PREMISE = ("C1", "C2", "C3")
 MECHANISM = ("C4", "C5", "C7")
+TUNED = "C8"
 
 
 def effect_numbers(cell: Mapping) -> dict:
@@ -66,9 +68,12 @@ def context_sentence(by_id: Mapping[str, Mapping], numbers: Mapping) -> str:
               for k, v in numbers["share_explained"].items() if v.get("share") is not None]
     share_txt = (f"; share of WD's effect the LR schedule alone explains: {', '.join(shares)}"
                  if shares else "")
+    tuned = by_id.get(TUNED)
+    tuned_txt = (f" Best-tuned WD vs best-tuned no-WD ({TUNED}): {tuned['verdict']} "
+                 f"({tuned['key_numbers']})." if tuned else "")
     return (f"Premise (symmetry, removable penalty, orthogonal gradients): {verdicts(PREMISE)}. "
             f"Mechanism (equilibrium angle, only ηλ matters, WD as an LR schedule): "
-            f"{verdicts(MECHANISM)}{share_txt}.")
+            f"{verdicts(MECHANISM)}{share_txt}.{tuned_txt}")
 
 
 def answer(claims: Sequence[Mapping]) -> dict:

@@ -20,7 +20,7 @@ NAMING_NOTE = ("The article's 'pre-norm' LN(x+f(x)) is postln (standard Post-LN)
 
 
 #: The config sections the claims are decided with.
-SETTINGS_KEYS = ("optimisers", "matched_pairs", "claims", "training")
+SETTINGS_KEYS = ("optimisers", "weight_decays", "matched_pairs", "claims", "training")
 
 
 def settings_from_config(config: Mapping) -> dict:

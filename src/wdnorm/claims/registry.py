@@ -12,7 +12,7 @@ from types import ModuleType
 import pandas as pd
 
 from . import (c1_symmetry, c2_penalty, c3_gradients, c4_equilibrium, c5_intrinsic_lr,
-               c6_effect, c7_mechanism)
+               c6_effect, c7_mechanism, c8_tuned)
 
 Decide = Callable[[Mapping[str, pd.DataFrame], Mapping | None], dict]
 
@@ -34,7 +34,7 @@ class Claim:
 
 REGISTRY: dict[str, Claim] = {c.id: c for c in map(Claim.from_module, (
     c1_symmetry, c2_penalty, c3_gradients, c4_equilibrium, c5_intrinsic_lr, c6_effect,
-    c7_mechanism))}
+    c7_mechanism, c8_tuned))}
 
 #: Every table a registered claim reads, in first-use order.
 TABLE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(t for c in REGISTRY.values() for t in c.tables))

@@ -36,13 +36,22 @@ class Raw:
 
 @dataclass
 class Prepared:
-    """Prepared tensors: float32 features ``[N, D]``, int64 labels ``[N]``, plus meta."""
+    """Prepared tensors: float32 features ``[N, D]``, int64 labels ``[N]``, plus meta.
+    The validation split (``x_val``, ``y_val``; 0 rows when none is drawn) comes out of
+    the training split; it selects hyper-parameters, so the test split stays unseen."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self):
+        if self.x_val is None:  # no validation split: 0 rows of the training shape
+            self.x_val = self.x_train[:0].clone()
+            self.y_val = self.y_train[:0].clone()
 
-TENSOR_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+TENSOR_KEYS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")

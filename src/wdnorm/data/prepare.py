@@ -3,10 +3,12 @@
 :func:`prepare` is pure computation over a loader's :class:`~.base.Raw`: examples are
 flattened channel-first to ``[N, D]`` float32; an optional fixed-seed training subset
 is drawn (``torch.randperm`` with ``torch.Generator().manual_seed(seed)``, first
-``n_train`` indices, kept in source order); every feature is then standardised with
-the mean and (population) standard deviation of that *training* (sub)set, a zero std
-being replaced by 1. The test split is always complete. Same arguments give
-byte-identical tensors.
+``n_train`` indices, kept in source order) and, when ``n_validation`` is set, a
+validation split from the next ``n_validation`` indices of the same permutation (so
+the training subset does not depend on it; with ``n_train`` unset the training set is
+the rest of the split). Every feature is then standardised with the mean and
+(population) standard deviation of the *training* (sub)set, a zero std being replaced
+by 1. The test split is always complete. Same arguments give byte-identical tensors.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ STANDARDISATION_NOTE = (
     "zero std replaced by 1; the test split uses the same training statistics"
 )
 SUBSET_NOTE = ("torch.randperm(n_train_full, generator=torch.Generator()"
-               ".manual_seed(subset_seed))[:n_train], sorted")
+               ".manual_seed(subset_seed)): training = [:n_train], validation = "
+               "[n_train:n_train + n_validation], each sorted")
 
 _CHUNK = 4096  # rows per chunk when standardising (bounds float64 temporaries)
 
@@ -81,25 +84,33 @@ def tensors_sha256(prepared: Prepared) -> dict[str, str]:
             .hexdigest() for key in TENSOR_KEYS}
 
 
-def subset_indices(n_full: int, n_train: int | None, seed: int) -> torch.Tensor | None:
-    """Indices (sorted) of a fixed-seed random subset of size ``n_train``; None = all."""
-    if n_train is None:
-        return None
-    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or n_train < 1:
+def subset_indices(n_full: int, n_train: int | None, seed: int,
+                   n_validation: int = 0) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(training indices or None = all, validation indices), each sorted: the first
+    ``n_train`` and the next ``n_validation`` of a fixed-seed permutation."""
+    if isinstance(n_validation, bool) or not isinstance(n_validation, (int, np.integer)) \
+            or n_validation < 0:
+        raise ValueError(f"n_validation must be a non-negative integer, got {n_validation!r}")
+    if n_train is None and not n_validation:
+        return None, torch.zeros(0, dtype=torch.long)
+    if n_train is not None and (isinstance(n_train, bool) or not isinstance(
+            n_train, (int, np.integer)) or n_train < 1):
         raise ValueError(f"n_train must be a positive integer or None, got {n_train!r}")
-    if n_train > n_full:
-        raise ValueError(f"n_train={n_train} is larger than the {n_full} training "
-                         "examples available")
+    n_fit = n_full - n_validation if n_train is None else int(n_train)
+    if n_fit < 1 or n_fit + n_validation > n_full:
+        raise ValueError(f"n_train={n_train} plus n_validation={n_validation} need more than "
+                         f"the {n_full} training examples available")
     generator = torch.Generator().manual_seed(int(seed))
-    chosen = torch.randperm(n_full, generator=generator)[: int(n_train)]
-    return torch.sort(chosen).values
+    order = torch.randperm(n_full, generator=generator)
+    return (torch.sort(order[:n_fit]).values,
+            torch.sort(order[n_fit:n_fit + n_validation]).values)
 
 
-def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flatten to ``[N, D]`` and standardise both with the train statistics (float64
-    accumulation in fixed-size chunks, float32 output; zero std -> 1)."""
+def standardise(x_train: np.ndarray, *others: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """Flatten to ``[N, D]`` and standardise the training set and ``others`` with the
+    training statistics (float64 accumulation in fixed-size chunks, float32 output;
+    zero std -> 1)."""
     tr = x_train.reshape(len(x_train), -1)
-    te = x_test.reshape(len(x_test), -1)
     n, d = tr.shape
     total = np.zeros(d, dtype=np.float64)
     for i in range(0, n, _CHUNK):
@@ -117,32 +128,37 @@ def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[torch.Tensor, 
             out[i:i + _CHUNK] = (a[i:i + _CHUNK].astype(np.float64) - mean) / std
         return torch.from_numpy(out)
 
-    return apply(tr), apply(te)
+    return (apply(tr), *(apply(a.reshape(len(a), *tr.shape[1:])) for a in others))
 
 
 def prepare(name: str, raw_dir: str | os.PathLike | None, n_train: int | None = None,
             subset_seed: int = 0, download: bool = False,
-            options: Mapping[str, Any] | None = None) -> Prepared:
+            options: Mapping[str, Any] | None = None, n_validation: int = 0) -> Prepared:
     """Load ``name`` and return standardised float32 ``[N, D]`` features, int64 labels
-    and meta (see the module docstring). ``n_train=None`` keeps the full train split;
-    ``options``: the dataset's own options (the config block named after it)."""
+    and meta (see the module docstring). ``n_train=None`` keeps the full train split
+    (less the validation split); ``options``: the dataset's own options (the config
+    block named after it)."""
     dataset = get(name)
     raw = load_raw(name, raw_dir, download=download, options=options)
     n_full = len(raw.x_train)
-    idx = subset_indices(n_full, n_train, subset_seed)
+    idx, val_idx = subset_indices(n_full, n_train, subset_seed, n_validation)
     x_tr, y_tr = raw.x_train, raw.y_train
     if idx is not None:
         x_tr, y_tr = x_tr[idx.numpy()], y_tr[idx.numpy()]
-    xt, xe = standardise(x_tr, raw.x_test)
+    x_va, y_va = raw.x_train[val_idx.numpy()], raw.y_train[val_idx.numpy()]
+    xt, xe, xv = standardise(x_tr, raw.x_test, x_va)
     prepared = Prepared(
-        x_train=xt.contiguous(),
-        y_train=torch.from_numpy(np.ascontiguousarray(y_tr, dtype=np.int64)).clone(),
-        x_test=xe.contiguous(),
-        y_test=torch.from_numpy(np.ascontiguousarray(raw.y_test, dtype=np.int64)).clone(),
+        x_train=xt.contiguous(), y_train=_labels(y_tr),
+        x_test=xe.contiguous(), y_test=_labels(raw.y_test),
+        x_val=xv.contiguous(), y_val=_labels(y_va),
     )
     prepared.meta = _meta(dataset, raw, prepared, n_full=n_full,
                           subset_seed=subset_seed, subset=idx is not None, raw_dir=raw_dir)
     return prepared
+
+
+def _labels(y: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).clone()
 
 
 def _meta(dataset: Dataset, raw: Raw, prepared: Prepared, *, n_full: int,
@@ -155,6 +171,7 @@ def _meta(dataset: Dataset, raw: Raw, prepared: Prepared, *, n_full: int,
         "n_classes": dataset.n_classes,
         "n_train": int(len(prepared.x_train)),
         "n_test": int(len(prepared.x_test)),
+        "n_validation": int(len(prepared.x_val)),
         "n_train_full": int(n_full),
         "subset_seed": int(subset_seed),
         "subset": SUBSET_NOTE if subset else "full train split",

@@ -189,7 +189,7 @@ def _payload_problem(pt_path: Path, meta: dict) -> str | None:
     except Exception as exc:
         return f"unreadable torch file ({type(exc).__name__}: {exc})"
     if not isinstance(payload, dict) or any(k not in payload for k in (*TENSOR_KEYS, "meta")):
-        return "not a prepared dataset (wants x_train, y_train, x_test, y_test, meta)"
+        return f"not a prepared dataset (wants {', '.join(TENSOR_KEYS)}, meta)"
     inner = payload["meta"]
     name = inner.get("name") if isinstance(inner, dict) else None
     if name != meta.get("name"):
@@ -197,7 +197,9 @@ def _payload_problem(pt_path: Path, meta: dict) -> str | None:
     if name != pt_path.stem:  # the layout names each file after its dataset
         return f"holds dataset {name!r}, not {pt_path.stem!r} (a file from elsewhere)"
     shapes = {"x_train": (meta.get("n_train"), meta.get("d_in")), "y_train": (meta.get("n_train"),),
-              "x_test": (meta.get("n_test"), meta.get("d_in")), "y_test": (meta.get("n_test"),)}
+              "x_test": (meta.get("n_test"), meta.get("d_in")), "y_test": (meta.get("n_test"),),
+              "x_val": (meta.get("n_validation"), meta.get("d_in")),
+              "y_val": (meta.get("n_validation"),)}
     for key, shape in shapes.items():
         if tuple(payload[key].shape) != shape:
             return f"{key} has shape {tuple(payload[key].shape)}, its meta says {shape}"

@@ -30,14 +30,26 @@ class Schedules:
     scale: np.ndarray          # [T]: LR factor s_t of every other layer
 
 
-def lr_scale(schedule: str, steps: int) -> np.ndarray:
-    """s_t, the factor of every learning rate at step t: 1 (constant) or the cosine
-    decay 0.5 (1 + cos(π t / T)), which reaches 0 after the last step."""
+def lr_scale(schedule: str, steps: int, decay_fraction: float = 1.0) -> np.ndarray:
+    """s_t, the factor of every learning rate at step t: 1 (constant), or 1 until the
+    last ``decay_fraction`` of the steps and then the cosine decay
+    0.5 (1 + cos(π (t − t₀) / (T − t₀))), which reaches 0 after the last step."""
     if schedule == "constant":
         return np.ones(steps)
     if schedule == "cosine":
-        return 0.5 * (1.0 + np.cos(np.pi * np.arange(steps) / steps))
+        start = decay_start(steps, decay_fraction)
+        s = np.ones(steps)
+        s[start:] = 0.5 * (1.0 + np.cos(np.pi * np.arange(steps - start) / (steps - start)))
+        return s
     raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+
+
+def decay_start(steps: int, decay_fraction: float) -> int:
+    """t₀, the first step of a cosine decay over the last ``decay_fraction`` of training
+    (at least the last step decays)."""
+    if not 0 < decay_fraction <= 1:
+        raise ValueError(f"lr_decay_fraction must be in (0, 1], got {decay_fraction!r}")
+    return min(steps - 1, int(round(steps * (1 - decay_fraction))))
 
 
 def k_sequence(lr: float, weight_decay: float, momentum: float, steps: int,

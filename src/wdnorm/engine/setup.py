@@ -79,7 +79,8 @@ def prepare_slab(cfg: SlabConfig, members: list[Member], device, dtype, total: i
     needs before its first step (the trainer and the benchmark start here)."""
     sched = schedules.member_schedules(
         [m.kind for m in members], [m.lr for m in members], [m.weight_decay for m in members],
-        cfg.optimiser.momentum, total, schedules.lr_scale(cfg.lr_schedule, total))
+        cfg.optimiser.momentum, total,
+        schedules.lr_scale(cfg.lr_schedule, total, cfg.lr_decay_fraction))
     st, hyper, plan = initial_state(cfg, members, device, dtype, total)
     hyper.set_schedules(sched)
     return st, hyper, plan, sched
@@ -118,7 +119,8 @@ def initial_state(cfg: SlabConfig, members: list[Member], device, dtype, total: 
     seeds = sorted({mem.seed for mem in members})
     st = SlabState(tensors=tensors, gens=[batch_generator(s) for s in seeds], trace=trace,
                    history={k: [] for k in ("epoch", "step", "train_loss", "train_acc",
-                                            "test_loss", "test_acc", "var_ratio")},
+                                            "val_loss", "val_acc", "test_loss", "test_acc",
+                                            "var_ratio")},
                    diverged_step=torch.full((m,), -1, dtype=torch.long, device=device))
     o = cfg.optimiser
     plan = StepPlan(arch=cfg.arch, depth=cfg.depth, n_classes=cfg.n_classes,

@@ -70,6 +70,7 @@ class SlabConfig:
     trace: bool = True          # per-step, per-layer dynamics (C3-C5 need them)
     dtype: str = "float32"      # float64 for the exact-equivalence probe
     lr_schedule: str = "constant"  # constant | cosine (to 0 after the last step)
+    lr_decay_fraction: float = 1.0  # cosine: the decay spans this last fraction of steps
 
     def __post_init__(self):
         archs.check_architecture(self.arch)
@@ -79,6 +80,9 @@ class SlabConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if not 0 < self.lr_decay_fraction <= 1:
+            raise ValueError(f"lr_decay_fraction must be in (0, 1], got "
+                             f"{self.lr_decay_fraction!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
 

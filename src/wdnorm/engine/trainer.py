@@ -66,9 +66,12 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
                y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
                device: str | torch.device = "cpu", max_steps: int | None = None,
                log: Callable[[str], None] | None = None, compile: str = "off",
-               checkpoint: Checkpointing | None = None, data_id: str = "") -> SlabResult:
+               checkpoint: Checkpointing | None = None, data_id: str = "",
+               x_val: torch.Tensor | None = None,
+               y_val: torch.Tensor | None = None) -> SlabResult:
     """Train every member for ``cfg.epochs`` epochs (or ``max_steps`` steps), resuming
-    from ``checkpoint`` when it holds a matching earlier state."""
+    from ``checkpoint`` when it holds a matching earlier state. Each evaluation also
+    scores the validation split ``x_val, y_val`` when it has rows (NaN otherwise)."""
     check_members(cfg, members)
     device = torch.device(device)
     if device.type == "cuda":  # TF32 off: keep GPU numbers close to the CPU's
@@ -77,6 +80,9 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
     dtype = getattr(torch, cfg.dtype)
     x_train, x_test = x_train.to(device, dtype), x_test.to(device, dtype)
     y_train, y_test = y_train.to(device), y_test.to(device)
+    if x_val is None or len(x_val) == 0:
+        x_val, y_val = x_test[:0], y_test[:0]
+    x_val, y_val = x_val.to(device, dtype), y_val.to(device)
     n_train = len(x_train)
     if cfg.batch_size > n_train:
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_train} training samples")
@@ -91,7 +97,7 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
             log(f"resumed from checkpoint {checkpoint.path} at step {st.step} "
                 f"(epoch {st.epoch})")
     step_fn, how = compiled_or_eager(make_step(plan), compile, device)
-    data = (x_train, y_train, x_test, y_test)
+    data = (x_train, y_train, x_test, y_test, x_val, y_val)
     if st.step == 0 and not st.history["epoch"]:
         _record_eval(cfg, st, hyper, data)
     started, last_save = time.perf_counter(), (time.perf_counter(), st.step)
@@ -163,15 +169,19 @@ def _record_stats(trace, step, stats, layer_lr):
 
 
 def _record_eval(cfg, st, hyper: Hyper, data):
-    x_train, y_train, x_test, y_test = data
+    x_train, y_train, x_test, y_test, x_val, y_val = data
     params, eps = st.tensors["params"], hyper.eps_at(st.step)
     buffers = recalibrate_batchnorm(cfg, params, st.tensors["buffers"], eps, x_train)
     st.tensors["buffers"] = buffers
     tl, ta, ratios = evaluate(cfg, params, buffers, eps, x_train, y_train, collect=True)
-    vl, va, _ = evaluate(cfg, params, buffers, eps, x_test, y_test)
+    el, ea, _ = evaluate(cfg, params, buffers, eps, x_test, y_test)
+    if len(x_val):
+        vl, va, _ = evaluate(cfg, params, buffers, eps, x_val, y_val)
+    else:
+        vl = va = torch.full_like(ta, float("nan"))
     h = st.history
-    for key, value in (("train_loss", tl), ("train_acc", ta), ("test_loss", vl),
-                       ("test_acc", va)):
+    for key, value in (("train_loss", tl), ("train_acc", ta), ("val_loss", vl),
+                       ("val_acc", va), ("test_loss", el), ("test_acc", ea)):
         h[key].append(value.cpu())
     m = len(ta)
     h["var_ratio"].append(ratios.float().cpu() if ratios is not None else torch.zeros(m, 0))

@@ -122,10 +122,14 @@ def kinds(runs: pd.DataFrame) -> pd.Series:
 
 
 def grid_lr(runs: pd.DataFrame) -> float:
-    """The grid's learning rate: that of the grid runs that are not matched pairs."""
+    """The grid's learning rate: the optimiser's ``lr`` the runs record, else (tables of
+    older runs) that of the grid runs that are not matched pairs."""
     grid = runs[kinds(runs) == GRID_KIND]
     if grid.empty:
         return math.nan
+    recorded = pd.to_numeric(column(grid, "grid_lr", math.nan), errors="coerce").dropna()
+    if len(recorded):
+        return float(recorded.mode().iloc[0])
     plain = grid[~as_bool(column(grid, "is_matched_pair", False))]
     return float((plain if len(plain) else grid)["lr"].mode().iloc[0])
 

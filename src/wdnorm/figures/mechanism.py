@@ -23,11 +23,12 @@ PROBE_MARKERS = {"exact": "o", "schedule": "s", "exact_unscaled_eps": "^"}
 
 def arms(runs: pd.DataFrame, wd: float) -> pd.DataFrame:
     """The runs of the five arms for the equivalents of the grid run at λ = ``wd``,
-    with an ``arm`` column; the grid arms at the equivalents' learning rate."""
-    kind = kinds(runs)
-    equivalents = runs[kind.isin(EQUIVALENT_KINDS) & np.isclose(runs["weight_decay"], wd)]
-    lr = float(equivalents["lr"].mode().iloc[0]) if len(equivalents) else grid_lr(runs)
-    grid = runs[(kind == GRID_KIND) & np.isclose(runs["lr"].astype(float), lr)]
+    with an ``arm`` column; every arm at the grid's learning rate."""
+    lr = grid_lr(runs)
+    at_lr = runs[np.isclose(runs["lr"].astype(float), lr)]
+    equivalents = at_lr[kinds(at_lr).isin(EQUIVALENT_KINDS)
+                        & np.isclose(at_lr["weight_decay"], wd)]
+    grid = at_lr[kinds(at_lr) == GRID_KIND]
     parts = [grid[grid["weight_decay"] == 0].assign(arm=ARMS[0]),
              grid[np.isclose(grid["weight_decay"], wd)].assign(arm=ARMS[1]),
              equivalents.assign(arm=kinds(equivalents))]

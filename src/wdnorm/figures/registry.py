@@ -165,6 +165,19 @@ REGISTRY: dict[str, Figure] = {f.name: f for f in (
         "not track). The exact "
         "equivalent must track on the invariant architectures and fail on the others. "
         + _HEADER_NOTE),
+    Figure(
+        "tuned", "tuned", ("runs",), ("C8",),
+        "C8 · Does the best-tuned weight-decay run beat the best-tuned run without it?",
+        "**Best-tuned weight decay against best-tuned no weight decay (claim C8; "
+        "{test[C8]}, {n[C8]}).** Top, per architecture: test accuracy of the run without "
+        "weight decay at its best learning rate, of the run with weight decay at its best "
+        "(learning rate, λ), and of that run's exact learning-rate-schedule equivalent "
+        "(no weight decay; learning rate and ε rescaled by k\\ :sub:`t`), where trained. "
+        "Thin lines join the arms of one seed; markers are means with 95% t-intervals. "
+        "Bottom: the mean validation accuracy of every candidate, one line per learning "
+        "rate; the selected arms are ringed. Selection reads the validation split only, "
+        "the comparison the test split only. Without a learning-rate grid or a "
+        "validation split the figure says which is missing. " + _HEADER_NOTE),
 )}
 
 #: Figure names in drawing order (figure_outputs() in the Snakefile).

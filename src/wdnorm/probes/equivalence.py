@@ -26,13 +26,15 @@ VARIANTS = ("exact", "schedule")
 
 def probe_arch(arch: str, model: dict, x, y, *, lr: float, weight_decay: float,
                momentum: float, batch_size: int, steps: int, tol: float,
-               lr_schedule: str = "constant", seed: int = 0) -> list[dict]:
+               lr_schedule: str = "constant", lr_decay_fraction: float = 1.0,
+               seed: int = 0) -> list[dict]:
     """Rows of one architecture: one per equivalent variant."""
     cfg = SlabConfig(arch=arch, d_in=x.shape[1], width=model["width"], depth=model["depth"],
                      n_classes=int(y.max()) + 1, norm_eps=model["norm_eps"],
                      optimiser=OptimiserConfig("sgd", momentum=momentum),
                      batch_size=batch_size, epochs=steps // (len(x) // batch_size) + 1,
-                     eval_every=10 ** 6, trace=False, dtype="float64", lr_schedule=lr_schedule)
+                     eval_every=10 ** 6, trace=False, dtype="float64", lr_schedule=lr_schedule,
+                     lr_decay_fraction=lr_decay_fraction)
     members = [Member(lr, weight_decay, seed)] + [Member(lr, weight_decay, seed, v)
                                                    for v in VARIANTS]
     result = train_slab(cfg, members, x, y, x[:batch_size], y[:batch_size], max_steps=steps)
@@ -53,13 +55,15 @@ def probe_arch(arch: str, model: dict, x, y, *, lr: float, weight_decay: float,
 def equivalence_table(arch_list, model: dict, prepared, *, dataset: str, optimiser: str,
                       lr: float, weight_decay: float, momentum: float, batch_size: int,
                       steps: int = 300, tol: float = 1e-8,
-                      lr_schedule: str = "constant") -> pd.DataFrame:
+                      lr_schedule: str = "constant",
+                      lr_decay_fraction: float = 1.0) -> pd.DataFrame:
     """The probe for every architecture (on the prepared training set, float64)."""
     x, y = prepared.x_train.double(), prepared.y_train
     rows = []
     for arch in arch_list:
         for row in probe_arch(arch, model, x, y, lr=lr, weight_decay=weight_decay,
                               momentum=momentum, batch_size=batch_size, steps=steps, tol=tol,
-                              lr_schedule=lr_schedule):
+                              lr_schedule=lr_schedule,
+                              lr_decay_fraction=lr_decay_fraction):
             rows.append(dict(dataset=dataset, optimiser=optimiser, **row))
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -4,9 +4,12 @@ C4's equilibrium angular update and the norms behind it (docs/math.md).
 A scale-invariant weight under weight decay settles, after a few multiples of its norm's
 relaxation time, to an angular update per step of √(2ηλ/(1+α)) (SGD with momentum α) or
 √(2ηλ(1−β₁)/(1+β₁)) (AdamW). The prediction balances E‖Δw‖², so it is compared with the
-*root-mean-square* angle over a window that starts after equilibrium: ``window_start =
-max(ceil(t_equilibrium), floor(T/2))`` and equilibrium counts as reached when that window
-holds at least :data:`MIN_WINDOW_STEPS` steps.
+*root-mean-square* angle over a window that starts after equilibrium and ends where the
+learning rate starts to decay (the prediction is the fixed point at a constant η; a
+cosine tail moves it): ``window_end`` = the steps at the initial learning rate (T for a
+constant schedule), ``window_start = max(ceil(t_equilibrium), floor(window_end/2))``, and
+equilibrium counts as reached when the window holds at least :data:`MIN_WINDOW_STEPS`
+steps.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ DYNAMICS_COLUMNS = [
     "dataset", "optimiser", "arch", "kind", "run_id", "lr", "weight_decay", "seed",
     "algorithm", "momentum", "beta1", "status", "layer", "layer_index", "is_head",
     "predicted_invariant", "decayed", "steps", "t_equilibrium", "past_equilibrium",
-    "window_start", "window_steps", "equilibrium_reached", "angle_rms", "angle_mean",
+    "window_start", "window_end", "window_steps", "equilibrium_reached", "angle_rms", "angle_mean",
     "angle_std", "angle_pred", "angle_ratio", "cos_abs_mean", "sq_norm_init",
     "sq_norm_final", "layer_lr_final", "eff_lr_final",
 ]
@@ -61,21 +64,30 @@ def equilibrium_step(algorithm: str, lr: float, weight_decay: float,
     return float("inf")
 
 
-def equilibrium_window(steps: int, t_equilibrium: float) -> tuple[int, int]:
-    """(window_start, window_steps): the window runs from max(ceil(t_eq), floor(T/2)) to
-    the end of training; it is empty when training ends before equilibrium."""
-    start = steps if not t_equilibrium < steps else max(math.ceil(t_equilibrium), steps // 2)
-    return start, steps - start
+def constant_lr_steps(layer_lr) -> int:
+    """How many steps a layer trains at its initial learning rate before a decaying
+    schedule lowers it (all of them for a constant schedule)."""
+    lr = np.asarray(layer_lr, dtype=np.float64)
+    lowered = lr < lr[0] * (1 - 1e-9)
+    return int(np.argmax(lowered)) if lowered.any() else int(len(lr))
+
+
+def equilibrium_window(end: int, t_equilibrium: float) -> tuple[int, int]:
+    """(window_start, window_steps): the window runs from max(ceil(t_eq), floor(end/2))
+    to ``end`` (the last step at the initial learning rate); it is empty when the
+    learning rate decays, or training ends, before equilibrium."""
+    start = end if not t_equilibrium < end else max(math.ceil(t_equilibrium), end // 2)
+    return start, end - start
 
 
 def _decayed(scope: str, is_head: bool) -> bool:
     return scope == "all" or (scope == "hidden" and not is_head)
 
 
-def _layer_numbers(trace: dict, i: int, start: int) -> dict:
+def _layer_numbers(trace: dict, i: int, start: int, end: int) -> dict:
     """Measured columns of layer ``i`` (finite runs): angles over the window, norms."""
     nan = float("nan")
-    window = np.asarray(trace["angle"], dtype=np.float64)[start:, i]
+    window = np.asarray(trace["angle"], dtype=np.float64)[start:end, i]
     sq = np.asarray(trace["sq_norm"], dtype=np.float64)[:, i]
     cos = np.asarray(trace["cos_wg"], dtype=np.float64)[:, i]
     lr_last = float(np.asarray(trace["lr"], dtype=np.float64)[-1, i])
@@ -106,15 +118,16 @@ def dynamics_rows(metrics: dict, trace: dict, matched_pairs: Iterable = ()) -> l
         decayed = _decayed(slab.get("decay_scope", "hidden"), is_head)
         wd = base["weight_decay"] if decayed else 0.0
         t_eq = equilibrium_step(base["algorithm"], base["lr"], wd, base["momentum"])
-        start, n_window = equilibrium_window(steps, t_eq)
+        end = constant_lr_steps(np.asarray(trace["lr"])[:steps, i])
+        start, n_window = equilibrium_window(end, t_eq)
         pred = angle_prediction(base["algorithm"], base["lr"], wd, base["momentum"],
                                 base["beta1"])
-        numbers = _layer_numbers(trace, i, start) if finite else dict.fromkeys(measured, math.nan)
+        numbers = _layer_numbers(trace, i, start, end) if finite else dict.fromkeys(measured, math.nan)
         rows.append(dict(
             base, layer=name, layer_index=i, is_head=is_head,
             predicted_invariant=record.layer_invariant(i, depth), decayed=decayed,
             steps=steps, t_equilibrium=t_eq, past_equilibrium=bool(steps >= t_eq),
-            window_start=start, window_steps=n_window,
+            window_start=start, window_end=end, window_steps=n_window,
             equilibrium_reached=n_window >= MIN_WINDOW_STEPS, angle_pred=pred,
             angle_ratio=numbers["angle_rms"] / pred if pred > 0 else math.nan, **numbers))
     return rows

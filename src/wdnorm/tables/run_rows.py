@@ -16,14 +16,16 @@ from collections.abc import Iterable
 import numpy as np
 
 RUNS_COLUMNS = [
-    "dataset", "optimiser", "arch", "kind", "run_id", "reference", "lr", "weight_decay",
+    "dataset", "optimiser", "arch", "kind", "run_id", "reference", "lr", "grid_lr",
+    "weight_decay",
     "seed", "algorithm", "momentum", "beta1", "decay_scope", "status", "diverged_step",
-    "steps", "n_classes", "train_loss", "train_acc", "test_loss", "test_acc",
+    "steps", "n_classes", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+    "test_acc",
     "gen_gap_loss", "gen_gap_acc", "test_acc_last", "min_var_ratio", "hidden_penalty",
     "head_sq_norm", "is_matched_pair", "loss_track_steps", "loss_rel_diff_100",
 ]
-FINAL_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "gen_gap_loss",
-              "gen_gap_acc")
+FINAL_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+              "gen_gap_loss", "gen_gap_acc")
 #: A non-grid member tracks its reference while |loss − loss_ref| / loss_ref ≤ this.
 LOSS_TRACK_TOL = 1e-3
 #: ``loss_rel_diff_100``: the largest relative loss difference over these first steps.
@@ -54,7 +56,8 @@ def run_identity(metrics: dict, matched_pairs: Iterable = ()) -> dict:
     kind = metrics.get("kind", "grid")
     return dict(dataset=metrics["dataset"], optimiser=metrics["optimiser"],
                 arch=metrics["arch"], kind=kind, run_id=metrics["run_id"],
-                reference=metrics.get("reference"), lr=lr, weight_decay=wd,
+                reference=metrics.get("reference"), lr=lr,
+                grid_lr=float(metrics.get("grid_lr") or "nan"), weight_decay=wd,
                 seed=int(metrics["seed"]), **optimiser_fields(metrics),
                 status=metrics["status"],
                 is_matched_pair=kind == "grid" and is_matched(lr, wd, matched_pairs))
