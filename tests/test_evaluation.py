@@ -293,9 +293,10 @@ def test_equilibrium_formulas():
     assert equilibrium_window(1000, 1500.0) == (1000, 0)
     # a cosine tail from step 700: the window ends where the learning rate starts to fall
     lr = 0.1 * schedules.lr_scale("cosine", 1000, 0.3)
-    assert constant_lr_steps(lr) == 700 and constant_lr_steps(np.full(1000, 0.1)) == 1000
-    assert equilibrium_window(constant_lr_steps(lr), 90.0) == (350, 350)
-    assert equilibrium_window(constant_lr_steps(lr), 650.0) == (650, 50)  # < 100: not reached
+    # (the cosine's first step, 700, still has factor cos(0) = 1)
+    assert constant_lr_steps(lr) == 701 and constant_lr_steps(np.full(1000, 0.1)) == 1000
+    assert equilibrium_window(constant_lr_steps(lr), 90.0) == (350, 351)
+    assert equilibrium_window(constant_lr_steps(lr), 650.0) == (650, 51)  # < 100: not reached
     assert math.isclose(angle_prediction("adamw", 1e-3, 0.1, beta1=0.9),
                         math.sqrt(2 * 1e-3 * 0.1 * 0.1 / 1.9))
     assert math.isnan(angle_prediction("adam", 1e-3, 0.1))
