@@ -40,14 +40,15 @@ def slurm_problem() -> str | None:
     return None
 
 
-def run_pipeline(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
+def start_pipeline(workdir: Path, *extra: str) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     # timeout -k: SIGTERM alone only asks snakemake to wait for its running jobs
-    return subprocess.run(
+    return subprocess.Popen(
         ["timeout", "-k", "10", "540", sys.executable, "-m", "snakemake",
          "-s", str(REPO / "Snakefile"), "-d", str(workdir), *extra, *TARGETS],
-        capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def test_training_through_slurm_equals_a_local_run(tmp_path):
@@ -55,18 +56,21 @@ def test_training_through_slurm_equals_a_local_run(tmp_path):
     if problem:
         print(f"SKIPPED: {problem}")
         pytest.skip(problem)
-    via_slurm = run_pipeline(
+    # the local reference runs meanwhile: the SLURM run mostly waits on the scheduler
+    local = start_pipeline(tmp_path / "local", "--cores", "1")
+    via_slurm = start_pipeline(
         tmp_path / "slurm", "--workflow-profile", str(REPO / "workflow/profiles/slurm"),
-        "--slurm-init-seconds-before-status-checks", "2", "--jobs", "4")
-    output = via_slurm.stdout + via_slurm.stderr
+        "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks",
+        "1", "--jobs", "4")
+    output = via_slurm.communicate()[0]
     assert via_slurm.returncode == 0, output[-5000:]
     assert "SLURM jobid" in output or "SLURM run ID" in output, output[-3000:]
     slurm_logs = list((tmp_path / "slurm" / ".snakemake" / "slurm_logs").rglob("*.log"))
     trained_by_slurm = {p.parent.parent.name for p in slurm_logs}
     assert "rule_train_slab" in trained_by_slurm, slurm_logs
 
-    local = run_pipeline(tmp_path / "local", "--cores", "2")
-    assert local.returncode == 0, (local.stdout + local.stderr)[-5000:]
+    local_output = local.communicate()[0]
+    assert local.returncode == 0, local_output[-5000:]
     for target in TARGETS:
         members = json.loads((tmp_path / "local" / target).read_text())["members"]
         assert members == json.loads((tmp_path / "slurm" / target).read_text())["members"]

@@ -6,6 +6,8 @@ from claims.json, so the figure shows exactly the arms the verdict compared."""
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
@@ -42,7 +44,8 @@ def _arms_panel(ax, frame: pd.DataFrame, arch: str, selected: dict) -> None:
     x = frame["arm"].map({a: i for i, a in enumerate(ARMS)})
     panels.paired_seeds(ax, frame, x, "test_acc", style.colour(arch), scale=100.0)
     wd, no_wd = selected["weight_decay"], selected["no_weight_decay"]
-    labels = [f"{ARMS[0]}\nη={no_wd['lr']:g}", f"{ARMS[1]}\nη={wd['lr']:g}, λ={wd['weight_decay']:g}",
+    labels = [f"{ARMS[0]}\nη={no_wd['lr']:g}",
+              f"{ARMS[1]}\nη={wd['lr']:g}, λ={wd['weight_decay']:g}",
               ARMS[2] if (frame["arm"] == ARMS[2]).any() else f"{ARMS[2]}\n(not trained)"]
     ax.set_xticks(range(len(ARMS)), labels, fontsize=mpl.rcParams["xtick.labelsize"] * 0.8,
                   rotation=30, ha="right", rotation_mode="anchor")
@@ -82,12 +85,14 @@ def draw(tables, claims: ClaimsView):
                Line2D([], [], color="black", alpha=0.3, linewidth=0.6, label="one seed"),
                Line2D([], [], color="black", marker="o", markerfacecolor="none",
                       markersize=9, linestyle="", label="selected on validation")]
-    cv = style.canvas(2.3 * max(len(names), 3) + 0.8, 5.6, 1, 1,
+    cv = style.canvas(2.3 * max(len(names), 3) + 0.8, 5.6 if names else 1.6, 1, 1,
                       style.legend_rows(handles, 3))
     target = cv.blocks[0]
     if not names:
         reason = claims.measured("C8").get("reason") or "no tuned comparison in claims.json"
-        panels.empty(target.subplots(), f"not tuned: {reason}")
+        ax = target.subplots()
+        panels.empty(ax, "\n".join(textwrap.wrap(f"not tuned: {reason}", 70)))
+        ax.set_axis_off()
     else:
         top, bottom = style.split(target, [3.0, 2.6])
         upper = top.subplots(1, len(names), sharey=True, squeeze=False)[0]

@@ -26,8 +26,8 @@ DYNAMICS_COLUMNS = [
     "dataset", "optimiser", "arch", "kind", "run_id", "lr", "weight_decay", "seed",
     "algorithm", "momentum", "beta1", "status", "layer", "layer_index", "is_head",
     "predicted_invariant", "decayed", "steps", "t_equilibrium", "past_equilibrium",
-    "window_start", "window_end", "window_steps", "equilibrium_reached", "angle_rms", "angle_mean",
-    "angle_std", "angle_pred", "angle_ratio", "cos_abs_mean", "sq_norm_init",
+    "window_start", "window_end", "window_steps", "equilibrium_reached", "angle_rms",
+    "angle_mean", "angle_std", "angle_pred", "angle_ratio", "cos_abs_mean", "sq_norm_init",
     "sq_norm_final", "layer_lr_final", "eff_lr_final",
 ]
 #: t_equilibrium: three e-folding times of the squared norm's approach (e⁻³ ≈ 5 % left).
@@ -122,7 +122,8 @@ def dynamics_rows(metrics: dict, trace: dict, matched_pairs: Iterable = ()) -> l
         start, n_window = equilibrium_window(end, t_eq)
         pred = angle_prediction(base["algorithm"], base["lr"], wd, base["momentum"],
                                 base["beta1"])
-        numbers = _layer_numbers(trace, i, start, end) if finite else dict.fromkeys(measured, math.nan)
+        numbers = (_layer_numbers(trace, i, start, end) if finite
+                   else dict.fromkeys(measured, math.nan))
         rows.append(dict(
             base, layer=name, layer_index=i, is_head=is_head,
             predicted_invariant=record.layer_invariant(i, depth), decayed=decayed,

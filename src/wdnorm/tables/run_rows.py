@@ -17,12 +17,11 @@ import numpy as np
 
 RUNS_COLUMNS = [
     "dataset", "optimiser", "arch", "kind", "run_id", "reference", "lr", "grid_lr",
-    "weight_decay",
-    "seed", "algorithm", "momentum", "beta1", "decay_scope", "status", "diverged_step",
-    "steps", "n_classes", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
-    "test_acc",
-    "gen_gap_loss", "gen_gap_acc", "test_acc_last", "min_var_ratio", "hidden_penalty",
-    "head_sq_norm", "is_matched_pair", "loss_track_steps", "loss_rel_diff_100",
+    "weight_decay", "seed", "algorithm", "momentum", "beta1", "decay_scope", "status",
+    "diverged_step", "steps", "n_classes", "train_loss", "train_acc", "val_loss", "val_acc",
+    "test_loss", "test_acc", "gen_gap_loss", "gen_gap_acc", "test_acc_last", "min_var_ratio",
+    "hidden_penalty", "head_sq_norm", "is_matched_pair", "loss_track_steps",
+    "loss_rel_diff_100",
 ]
 FINAL_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
               "gen_gap_loss", "gen_gap_acc")
