@@ -92,13 +92,17 @@ def cell(key: Mapping, g: pd.DataFrame, settings, wd_star: float, alpha: float) 
     return out
 
 
-def apply_holm(cells: list[dict]) -> None:
-    """Holm across the cells, per metric and question, in place."""
+def apply_holm(cells: list[dict], alpha: float) -> None:
+    """Holm across the cells, per metric and question, and the decisions at ``alpha``
+    (``changes``, ``improves``), in place."""
     for metric in IMPROVES:
         for question in ("p_changes", "p_improves"):
             adjusted = stats.holm([x[metric][question] for x in cells])
             for x, adj in zip(cells, adjusted):
                 x[metric][f"{question}_holm"] = adj
+        for x in cells:
+            x[metric]["changes"] = bool(x[metric]["p_changes_holm"] < alpha)
+            x[metric]["improves"] = bool(x[metric]["p_improves_holm"] < alpha)
 
 
 def wd_effects(runs: pd.DataFrame, settings: Mapping | None, alpha: float) -> list[dict]:
@@ -108,12 +112,7 @@ def wd_effects(runs: pd.DataFrame, settings: Mapping | None, alpha: float) -> li
         return []
     grid = c.of_kind(runs, "grid")
     cells = [x for key, g in c.groups(grid) if (x := cell(key, g, settings, wd_star, alpha))]
-    apply_holm(cells)
-    for x in cells:
-        for metric in IMPROVES:
-            e = x[metric]
-            e["changes"] = bool(e["p_changes_holm"] < alpha)
-            e["improves"] = bool(e["p_improves_holm"] < alpha)
+    apply_holm(cells, alpha)
     return cells
 
 

@@ -140,12 +140,7 @@ def missing_design(runs: pd.DataFrame, settings) -> str | None:
 
 def tuned_effects(runs: pd.DataFrame, settings, alpha: float) -> list[dict]:
     cells = [x for key, g in c.groups(runs) if (x := cell(key, g, settings, alpha))]
-    c6_effect.apply_holm(cells)
-    for x in cells:
-        for metric in c6_effect.IMPROVES:
-            e = x[metric]
-            e["changes"] = bool(e["p_changes_holm"] < alpha)
-            e["improves"] = bool(e["p_improves_holm"] < alpha)
+    c6_effect.apply_holm(cells, alpha)
     return cells
 
 
