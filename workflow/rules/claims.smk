@@ -1,4 +1,4 @@
-# Verdicts C1-C7 and the answer to the article's question, computed from the tidy tables
+# Verdicts C1-C8 and the answer to the article's question, computed from the tidy tables
 # (never hard-coded). The inputs are exactly the tables the registered claims read.
 
 from wdnorm import claims as claims_pkg  # noqa: E402
