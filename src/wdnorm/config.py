@@ -67,6 +67,13 @@ def defaults(*path: str) -> Any:
     return _fill(copy.deepcopy(node.get("default")), node)
 
 
+def learning_rates(optimiser: dict) -> list[float]:
+    """An optimiser entry's learning rates: its grid ``lr`` (the one claims C5–C7 read)
+    first, then its ``lr_grid`` (where claim C8 tunes the learning rate), each once."""
+    lrs = [optimiser["lr"], *(optimiser.get("lr_grid") or [])]
+    return list(dict.fromkeys(float(lr) for lr in lrs))
+
+
 def optimiser_defaults() -> dict:
     """Defaults of an optimiser entry's hyper-parameters (momentum, betas, eps)."""
     entry = _schema()["properties"]["optimisers"]["additionalProperties"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from . import archs
+from .config import learning_rates
 from .engine import Member
 
 EQUIVALENT_KINDS = ("exact", "schedule", "mimic")
@@ -17,13 +18,6 @@ def grid_points(lrs, weight_decays, matched_pairs=()) -> list[tuple[float, float
     return list(dict.fromkeys((float(a), float(b)) for a, b in points))
 
 
-def learning_rates(optimiser: dict) -> list[float]:
-    """The optimiser's learning rates: its grid ``lr`` (the one claims C5–C7 read) first,
-    then its ``lr_grid`` (where claim C8 tunes the learning rate), each once."""
-    lrs = [optimiser["lr"], *(optimiser.get("lr_grid") or [])]
-    return list(dict.fromkeys(float(lr) for lr in lrs))
-
-
 def equivalent_weight_decays(config: dict) -> list[float]:
     """The λ at which the LR-schedule equivalents and the mimic train: the claims' λ
     unless ``equivalents.weight_decays`` lists more."""
@@ -33,9 +27,10 @@ def equivalent_weight_decays(config: dict) -> list[float]:
 
 def slab_members(config: dict, optimiser: str, arch: str) -> list[Member]:
     """Every member of the slab of ``optimiser`` and ``arch`` (``config`` defaults-filled):
-    the λ grid at each of the optimiser's :func:`learning_rates`, the matched pairs,
-    and the equivalents of the grid runs at :func:`equivalent_weight_decays` (at each
-    learning rate) where they are informative -- SGD (the only optimiser with an exact
+    the λ grid at each of the optimiser's learning rates
+    (:func:`wdnorm.config.learning_rates`), the matched pairs, and the equivalents of the
+    grid runs at :func:`equivalent_weight_decays` (at each learning rate) where they are
+    informative -- SGD (the only optimiser with an exact
     equivalent) on an architecture with a predicted symmetry (elsewhere the float64
     equivalence probe is the contrast that shows the equivalence failing, at a fraction
     of the cost). Seed-major, so members sharing a batch stream sit side by side."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import fileio
+from ..config import learning_rates
 from .. import provenance as records
 from ..layout import Layout, run_id
 from .common import GRID, RunRef, differences, read_json, same
@@ -152,7 +153,7 @@ def config_problems(ref: RunRef, values: dict, config: dict) -> list[str]:
     recorded = {k: v for k, v in values.items() if k not in records.RUN_KEYS}
     out = [f"config differs: {d.lstrip('.')}" for d in differences("", recorded, expected)]
     member = values.get("member") or {}
-    allowed = [expected["optimiser"]["lr"], *(expected["optimiser"].get("lr_grid") or [])]
+    allowed = learning_rates(expected["optimiser"])
     if ref.kind == GRID:
         allowed += [float(lr) for lr, _ in config.get("matched_pairs") or []]
     lr = member.get("lr")

@@ -162,6 +162,18 @@ def cell_record(x: Mapping) -> dict:
     return {k: v for k, v in x.items() if k != "key"}
 
 
+def verdicts(cells: list[dict], runs: pd.DataFrame, tol: Mapping) -> tuple[dict, dict, str]:
+    """(per-arch records, per-setting verdicts, overall verdict) of Holm-adjusted cells;
+    C8 reuses it for its tuned arms."""
+    label = c.Labeller(runs)
+    per_arch = {label(x["key"]): cell_record(x) for x in cells}
+    per_setting = {}
+    for setting in dict.fromkeys(label.setting(x["key"]) for x in cells):
+        part = [x for x in cells if label.setting(x["key"]) == setting]
+        per_setting[setting] = setting_verdict(part, tol)
+    return per_arch, per_setting, overall(per_setting)
+
+
 def arm_note(x: Mapping) -> str:
     """'; 1 diverged at λ*' for the runs that are outcomes, not noise."""
     parts = [f"{arm[s]} {s} at {'λ*' if name == 'weight_decay' else 'λ=0'}"
@@ -210,13 +222,7 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
             "no arch has grid runs at both λ* and λ = 0"
         return c.claim(ID, TITLE, "inconclusive", n=0, measured={}, key_numbers="no data",
                        summary=f"Nothing to decide: {why}.", **common)
-    label = c.Labeller(tables.get("runs"))
-    per_arch = {label(x["key"]): cell_record(x) for x in cells}
-    per_setting = {}
-    for setting in dict.fromkeys(label.setting(x["key"]) for x in cells):
-        part = [x for x in cells if label.setting(x["key"]) == setting]
-        per_setting[setting] = setting_verdict(part, tol)
-    verdict = overall(per_setting)
+    per_arch, per_setting, verdict = verdicts(cells, tables.get("runs"), tol)
     m = {"per_arch": per_arch, "per_setting": per_setting, "headline_weight_decay": wd_star,
          "positive_control_succeeded": any(v["positive_controls"] for v in per_setting.values())}
     key = ", ".join(f"{k} {c.ci_pp(x['test_acc'])}" for k, x in per_arch.items()

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..config import learning_rates
 from . import c6_effect
 from . import common as c
 from . import stats
@@ -49,11 +50,9 @@ LITERATURE = ("Lewkowycz & Gur-Ari 2020, Andriushchenko et al. 2024: compare WD 
               "schedule")
 
 
-def learning_rates(settings: Mapping | None, optimiser) -> list[float]:
+def optimiser_lrs(settings: Mapping | None, optimiser) -> list[float]:
     opt = ((settings or {}).get("optimisers") or {}).get(str(optimiser)) or {}
-    if "lr" not in opt:
-        return []
-    return list(dict.fromkeys(float(v) for v in [opt["lr"], *(opt.get("lr_grid") or [])]))
+    return learning_rates(opt) if "lr" in opt else []
 
 
 def candidates(g: pd.DataFrame, lrs: list[float], weight_decays: list[float]) -> pd.DataFrame:
@@ -95,7 +94,7 @@ def runs_at(g: pd.DataFrame, kind: str, point: Mapping) -> pd.DataFrame:
 
 
 def cell(key: Mapping, g: pd.DataFrame, settings, alpha: float) -> dict | None:
-    lrs = learning_rates(settings, key.get("optimiser"))
+    lrs = optimiser_lrs(settings, key.get("optimiser"))
     wds = [float(w) for w in (settings or {}).get("weight_decays") or []]
     cands = candidates(g, lrs, wds)
     if not len(cands) or "val_acc" not in cands.columns:
@@ -129,7 +128,7 @@ def cell(key: Mapping, g: pd.DataFrame, settings, alpha: float) -> dict | None:
 
 def missing_design(runs: pd.DataFrame, settings) -> str | None:
     """Why no arm can be tuned here, or None."""
-    if not any(len(learning_rates(settings, o)) > 1
+    if not any(len(optimiser_lrs(settings, o)) > 1
                for o in ((settings or {}).get("optimisers") or {})):
         return ("no learning-rate grid (optimisers.<name>.lr_grid is empty), so the no-WD "
                 "arm cannot be tuned")
@@ -180,13 +179,7 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
         why = why or "no arch has runs at both a selected WD and a selected no-WD setting"
         return c.claim(ID, TITLE, "inconclusive", n=0, measured={"reason": why},
                        key_numbers="not tuned", summary=f"Nothing to decide: {why}.", **common)
-    label = c.Labeller(runs)
-    per_arch = {label(x["key"]): c6_effect.cell_record(x) for x in cells}
-    per_setting = {}
-    for setting in dict.fromkeys(label.setting(x["key"]) for x in cells):
-        part = [x for x in cells if label.setting(x["key"]) == setting]
-        per_setting[setting] = c6_effect.setting_verdict(part, c6_tol)
-    verdict = c6_effect.overall(per_setting)
+    per_arch, per_setting, verdict = c6_effect.verdicts(cells, runs, c6_tol)
     shown = {k: x for k, x in per_arch.items() if x["role"] in ("headline", "control")}
     reasons = "; ".join(f"{s}: {v['verdict']} ({v['reason']})" for s, v in per_setting.items())
     summary = ("Best-tuned WD minus best-tuned no-WD, test-accuracy HL shift [95% CI]: "
