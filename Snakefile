@@ -5,13 +5,14 @@
 import os
 import sys
 
-# The checkout's own package, for a snakemake (or a --sdm conda env) that has not
-# pip-installed it; appended, so an installed or PYTHONPATH-given wdnorm wins.
+# The checkout's own package, first on the path of the controller and of every job, so
+# both import the code the rules' code hashes are computed from (an installed wdnorm of
+# another clone must not win in one and lose in the other).
 REPO_DIR = workflow.basedir  # this file's directory (also when run with -s from elsewhere)
 SRC = os.path.join(REPO_DIR, "src")
-sys.path.append(SRC)
+sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (os.environ.get("PYTHONPATH"), SRC) if p
+    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
 )
 
 configfile: "config.yaml"
