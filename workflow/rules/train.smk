@@ -40,13 +40,10 @@ rule equivalence_probe:
         table=LAYOUT.table("{dataset}/equivalence_probe"),
     params:
         architectures=ARCHS,
-        model=config["model"],
-        batch_size=config["training"]["batch_size"],
-        lr_schedule=config["training"]["lr_schedule"],
-        lr_decay_fraction=config["training"]["lr_decay_fraction"],
-        optimisers=config["optimisers"],
-        weight_decay=config["claims"]["weight_decay"],
-        probe=config["equivalence_probe"],
+        # per optimiser, the settings its runs train with (the probe trains like them)
+        settings={name: provenance.training_values(CONFIG, name) for name in OPTIMISERS},
+        weight_decay=CONFIG["claims"]["weight_decay"],
+        probe=CONFIG["equivalence_probe"],
         code=source_hash(["probes", "engine", "models", "archs"]),
     threads: config["threads"]
     conda:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from .. import optimisers
 from . import c6_effect, common as c, stats
 
 ID, TITLE = "C7", "Mechanism: weight decay as a learning-rate schedule"
@@ -84,11 +85,11 @@ def probe(table: pd.DataFrame | None, tol: Mapping) -> dict:
             "holds": bool(has_both and not failing and not tracking)}
 
 
-def float32_tracking(runs: pd.DataFrame, wd_star: float, label: c.Labeller, sgd) -> dict:
+def float32_tracking(runs: pd.DataFrame, wd_star: float, label: c.Labeller, exact) -> dict:
     """Median ``loss_track_steps`` of the float32 exact/schedule runs at λ* (SGD only)."""
     out = {}
     for key, g in c.groups(runs[c.close(runs["weight_decay"], wd_star)]):
-        if not sgd(key):
+        if not exact(key):
             out[label(key)] = "not applicable (no exact equivalent for this optimiser)"
             continue
         entry = {}
@@ -170,15 +171,16 @@ def judge_schedule(cells: list[dict], alpha: float, tol: Mapping) -> None:
 
 # --------------------------------------------------------------------------- decision
 
-def is_sgd(settings: Mapping | None, runs: pd.DataFrame):
-    """key -> whether the slab's optimiser is SGD (settings first, else the table)."""
+def has_exact_equivalent(settings: Mapping | None, runs: pd.DataFrame):
+    """key -> whether the slab's optimiser has an exact LR-schedule equivalent (its
+    record says; the algorithm from settings first, else from the table)."""
     def check(key: Mapping) -> bool:
         algo = c.optimiser_setting(settings, str(key.get("optimiser")), "algorithm")
         if algo is None and "algorithm" in runs.columns:
             rows = runs[runs["optimiser"] == key["optimiser"]] if "optimiser" in key else runs
             found = rows["algorithm"].dropna()
             algo = found.iloc[0] if len(found) else None
-        return str(algo).lower() == "sgd"
+        return algo in optimisers.REGISTRY and optimisers.get(algo).exact_equivalent
     return check
 
 
@@ -188,11 +190,11 @@ def measure(tables: Mapping, settings, tol: Mapping, alpha: float) -> dict:
          "slabs": {}, "not_applicable": [], "float32_tracking": {}}
     if c.empty(runs) or wd_star is None:
         return m
-    label, sgd = c.Labeller(runs), is_sgd(settings, runs)
+    label, exact = c.Labeller(runs), has_exact_equivalent(settings, runs)
     wd_cells = {label(x["key"]): x for x in c6_effect.wd_effects(runs, settings, alpha)}
     cells = []
     for key, g in c.groups(runs):
-        if not sgd(key):
+        if not exact(key):
             m["not_applicable"].append(label(key))
             continue
         if len(c.of_kind(g, "grid")):
@@ -200,7 +202,7 @@ def measure(tables: Mapping, settings, tol: Mapping, alpha: float) -> dict:
             cells.append(slab_cell(key, g, settings, wd_star, alpha, tol, wd_cell))
     judge_schedule(cells, alpha, tol)
     m["slabs"] = {label(x["key"]): {k: v for k, v in x.items() if k != "key"} for x in cells}
-    m["float32_tracking"] = float32_tracking(runs, wd_star, label, sgd)
+    m["float32_tracking"] = float32_tracking(runs, wd_star, label, exact)
     return m
 
 
