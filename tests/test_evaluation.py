@@ -20,7 +20,7 @@ from wdnorm.tables import SLAB_TABLES
 from wdnorm.tables.dynamics_rows import (constant_lr_steps,
                                          equilibrium_window)
 from wdnorm.tables.slab import slab_tables
-from wdnorm.tables.tidy import aggregate
+from wdnorm.frames import aggregate
 
 D, C, WIDTH, DEPTH = 8, 3, 8, 2
 DATASET, OPTIMISER = "toy", "sgdm"

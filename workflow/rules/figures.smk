@@ -13,29 +13,6 @@ localrules:
     verdict_table,
 
 
-def figure_inputs(wildcards):
-    """The template, results/claims.json and the figure's own tables, named by table."""
-    record = figure_registry.get(wildcards.figure)
-    return {
-        "notebook": os.path.join(REPO_DIR, "workflow", "notebooks", f"{record.name}.ipynb"),
-        "claims": "results/claims.json",
-        **{name: str(LAYOUT.table(name)) for name in record.tables},
-    }
-
-
-def figure_code(wildcards):
-    return source_hash(figure_registry.get(wildcards.figure).code_modules)
-
-
-def figure_labels(wildcards):
-    return {"figure": wildcards.figure,
-            "claims": ", ".join(figure_registry.get(wildcards.figure).claims)}
-
-
-# png first: the report shows it and the notebook displays it
-FIGURE_FORMATS = ["png", *(ext for ext in config["figures"]["formats"] if ext != "png")]
-
-
 rule figure:
     input:
         unpack(figure_inputs),
@@ -50,7 +27,7 @@ rule figure:
         notebook="results/notebooks/{figure}.ipynb",
         caption="results/captions/{figure}.rst",
     params:
-        dpi=config["figures"]["dpi"],
+        dpi=CONFIG["figures"]["dpi"],
         formats=FIGURE_FORMATS,
         code=figure_code,
     wildcard_constraints:
@@ -66,11 +43,11 @@ rule figure:
 # The verdict table the report opens on (workflow/report/workflow.rst includes it).
 rule verdict_table:
     input:
-        claims="results/claims.json",
+        claims=LAYOUT.claims,
     output:
         "results/report/verdicts.rst",
     params:
-        code=source_hash(figure_registry.REPORT_MODULES),
+        code=script_code("verdict_table.py"),
     conda:
         CONDA_ENV
     log:

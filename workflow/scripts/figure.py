@@ -13,8 +13,9 @@ setup_logging(snakemake.log[0])
 record = registry.get(snakemake.wildcards.figure)
 named = {snakemake.output.notebook, snakemake.output.caption}
 figure_files = [p for p in snakemake.output if p not in named]
+template = Path(snakemake.scriptdir).parent / "notebooks" / f"{record.name}.ipynb"
 notebooks.execute(
-    snakemake.input.notebook, snakemake.output.notebook,
+    template, snakemake.output.notebook,
     # relative paths, resolved in the workflow directory (the notebook's cwd)
     parameters=dict(table_paths={name: snakemake.input[name] for name in record.tables},
                     claims_path=snakemake.input.claims,

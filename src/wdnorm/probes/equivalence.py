@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import archs
 from ..engine import Member, SlabConfig, train_slab
-from ..tables.run_rows import first_exceeding
+from ..frames import first_exceeding
 
 COLUMNS = ["dataset", "optimiser", "arch", "variant", "invariant", "dtype", "lr",
            "weight_decay", "momentum", "steps", "tol", "max_rel_loss_diff",

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import archs
 from ..engine import Member, SlabConfig, train_slab
-from ..tables.tidy import frame
+from ..frames import frame
 from .transforms import EXACT_EPS
 
 log = logging.getLogger("wdnorm")
