@@ -21,6 +21,17 @@ envvars:
     "PYTHONPATH",
 
 
+# A YAML syntax error in config.yaml named with its line, before snakemake reads it.
+from snakemake.exceptions import WorkflowError  # noqa: E402
+from wdnorm.config import read_yaml  # noqa: E402
+
+if os.path.exists("config.yaml"):
+    try:
+        read_yaml("config.yaml")
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
+
+
 configfile: "config.yaml"
 
 

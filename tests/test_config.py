@@ -12,7 +12,7 @@ import yaml
 from snakemake.utils import validate as snakemake_validate
 
 from wdnorm import config as config_schema
-from wdnorm import archs, grid
+from wdnorm import archs, checks, grid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ def config():
 
 
 def check(config):
-    grid.check_config(config_schema.validate(config))
+    checks.check_config(config_schema.validate(config))
 
 
 def test_default_config_is_valid(config):
@@ -125,7 +125,7 @@ def test_defaults_are_the_ones_snakemake_fills():
 
 def test_defaults_read_from_the_schema():
     schema = yaml.safe_load(config_schema.SCHEMA_PATH.read_text())
-    entry = schema["properties"]["optimisers"]["additionalProperties"]["properties"]
+    entry = schema["$defs"]["optimiser"]["properties"]
     assert config_schema.optimiser_hyper_defaults() == {
         k: v["default"] for k, v in entry.items() if k not in ("algorithm", "lr", "lr_grid")}
     model = schema["properties"]["model"]["properties"]

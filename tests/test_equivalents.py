@@ -41,10 +41,10 @@ def _probe(arch, data, steps=300, lr_schedule="constant", lr_decay_fraction=1.0)
     x, y = data[0].double(), data[1]
     settings = {"model": MODEL, "decay_scope": "hidden",
                 "optimiser": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9},
-                "training": {"epochs": 1, "batch_size": 16, "eval_every": 1, "final_evals": 1,
-                             "lr_schedule": lr_schedule, "lr_decay_fraction": lr_decay_fraction}}
+                "training": {"epochs": 1, "batch_size": 16, "eval_every": 1, "final_evals": 1}}
+    schedule = {"lr_schedule": lr_schedule, "lr_decay_fraction": lr_decay_fraction}
     return {r["variant"]: r for r in equivalence.probe_arch(
-        arch, settings, x, y, weight_decay=0.01, steps=steps, tol=1e-8)}
+        arch, settings, x, y, weight_decay=0.01, steps=steps, tol=1e-8, schedule=schedule)}
 
 
 @pytest.mark.parametrize("arch", ["ln", "bn", "resln", "preln_final"])

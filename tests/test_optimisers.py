@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from wdnorm import grid, optimisers
+from wdnorm import checks, grid, optimisers
 from wdnorm.config import with_defaults
 from wdnorm.engine import Member, OptimiserConfig, SlabConfig, train_slab
 from wdnorm.optimisers.base import Optimiser
@@ -73,7 +73,7 @@ def test_a_new_record_is_all_a_new_optimiser_needs(with_decoupled_sgd):
                             "claims": {"weight_decay": 0.01},
                             "optimisers": {"w": {"algorithm": "sgdw", "lr": 0.05,
                                                  "momentum": 0.9}}})
-    grid.check_config(config)
+    checks.check_config(config)
     members = grid.slab_members(config, "w", "ln")
     assert {m.kind for m in members} == {"grid"}  # no exact equivalent: none trained
     gen = torch.Generator().manual_seed(0)

@@ -48,6 +48,15 @@ class Arch:
         """Has a predicted scale symmetry of its hidden layers (per layer or joint)."""
         return self.per_layer_invariant != "none" or self.joint_invariant
 
+    @property
+    def role(self) -> str:
+        """Its part in claim C6: ``headline`` (the article's subject: normalised, no
+        residual connection, scale-invariant: ln, bn), ``control`` (no symmetry and no
+        norm: plain, res, the positive controls) or ``other``."""
+        if self.norm is not None and self.layout == "stacked" and self.invariant:
+            return "headline"
+        return "control" if not self.invariant and self.norm is None else "other"
+
     def n_linear(self, depth: int) -> int:
         """Linear layers in forward order: hidden (or stem + blocks), then the head."""
         return depth + 1 if self.layout == "stacked" else depth + 2

@@ -23,13 +23,38 @@ def _schema() -> dict:
         return yaml.safe_load(handle)
 
 
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's content; a :class:`ValueError` naming the file, line and column of
+    a syntax error (snakemake's own message names neither)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise ValueError(f"{where}: not valid YAML: {error.problem or error.context}"
+                         ) from None
+
+
 def schema() -> dict:
     return copy.deepcopy(_schema())
+
+
+def _resolve(node: dict) -> dict:
+    """A schema node with its local ``$ref`` ("#/$defs/name") followed."""
+    ref = node.get("$ref")
+    if not ref:
+        return node
+    target: Any = _schema()
+    for part in ref.lstrip("#/").split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
 
 
 def _fill(value: Any, node: dict) -> Any:
     """``value`` with the schema's defaults filled in, recursively (as snakemake's
     ``validate(set_default=True)`` does for objects)."""
+    node = _resolve(node)
     if value is None and "default" in node:
         value = copy.deepcopy(node["default"])
     if isinstance(value, dict):
@@ -39,11 +64,51 @@ def _fill(value: Any, node: dict) -> Any:
             if key in out or "default" in sub:
                 out[key] = _fill(out.get(key), sub)
         extra = node.get("additionalProperties")
-        if isinstance(extra, dict):
+        if isinstance(extra, dict) and extra:
             for key in out:
                 if key not in props:
                     out[key] = _fill(out[key], extra)
         return out
+    return value
+
+
+def _as_number(value: str, types) -> Any:
+    """A ``--config`` string as the number (or boolean) the schema asks for; the string
+    itself when it is not one (validation then names it)."""
+    text = value.strip()
+    if "boolean" in types and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if "null" in types and text.lower() in ("null", "none", "~"):
+        return None
+    for kind, parse in (("integer", int), ("number", float)):
+        if kind in types:
+            try:
+                return parse(text)
+            except ValueError:
+                continue
+    return value
+
+
+def coerce(value: Any, node: dict | None = None) -> Any:
+    """``value`` with the strings snakemake's ``--config key=[0,1]`` passes (list items
+    and nested values stay strings) turned into the numbers and booleans the schema
+    declares there; everything else unchanged. Applied before validation, so a value
+    that is no number still fails with its key named."""
+    node = _resolve(node if node is not None else _schema())
+    types = node.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if isinstance(value, str) and "enum" in node:
+        return next((e for e in node["enum"] if str(e).lower() == value.strip().lower()),
+                    value)
+    if isinstance(value, str) and types:
+        return _as_number(value, types)
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        extra = node.get("additionalProperties")
+        return {k: coerce(v, props[k]) if k in props else
+                coerce(v, extra) if isinstance(extra, dict) else v for k, v in value.items()}
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [coerce(v, node["items"]) for v in value]
     return value
 
 
@@ -63,7 +128,7 @@ def defaults(*path: str) -> Any:
     node = _schema()
     for key in path:
         props = node.get("properties", {})
-        node = props[key] if key in props else node["additionalProperties"]
+        node = _resolve(props[key] if key in props else node["additionalProperties"])
     return _fill(copy.deepcopy(node.get("default")), node)
 
 
@@ -82,7 +147,7 @@ def optimiser_hyper_defaults() -> dict:
     """The hyper-parameters an optimiser entry may set (momentum, betas, eps...) with
     their defaults: every property of the schema's optimiser entry but
     :data:`OPTIMISER_SETTINGS`."""
-    entry = _schema()["properties"]["optimisers"]["additionalProperties"]
+    entry = _schema()["$defs"]["optimiser"]
     return {k: v["default"] for k, v in entry["properties"].items()
             if k not in OPTIMISER_SETTINGS}
 

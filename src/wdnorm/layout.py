@@ -31,19 +31,40 @@ SLAB_MANIFEST = "slab.json"
 GRID_KIND = "grid"
 
 
-def run_id(lr: float, weight_decay: float, seed: int, kind: str = GRID_KIND) -> str:
-    """``lr0.05_wd0.001_s0`` (a grid run) or ``lr0.05_wd0.001_s0_exact`` (a run standing
-    for that grid run): %g keeps ids short, unique and stable across platforms."""
-    base = f"lr{lr:g}_wd{weight_decay:g}_s{seed}"
+def schedule_tag(lr_schedule: str, lr_decay_fraction: float) -> str:
+    """``const`` or ``cos0.3`` (a cosine decay over the last 30% of the steps)."""
+    if lr_schedule == "constant":
+        return "const"
+    if lr_schedule == "cosine":
+        return f"cos{lr_decay_fraction:g}"
+    raise ValueError(f"lr_schedule must be constant or cosine, got {lr_schedule!r}")
+
+
+def parse_schedule_tag(tag: str) -> tuple[str, float]:
+    if tag == "const":
+        return "constant", 1.0
+    if tag.startswith("cos"):
+        return "cosine", float(tag[3:])
+    raise ValueError(f"not a schedule tag: {tag!r}")
+
+
+def run_id(lr: float, weight_decay: float, seed: int, kind: str = GRID_KIND,
+           lr_schedule: str = "constant", lr_decay_fraction: float = 1.0) -> str:
+    """``lr0.05_wd0.001_s0_cos0.3`` (a grid run under a cosine tail) or
+    ``lr0.05_wd0.001_s0_const_exact`` (a run standing for that grid run): %g keeps ids
+    short, unique and stable across platforms; the schedule is in the id because the
+    runs of one slab may differ in it (claim C9's protocols)."""
+    base = (f"lr{lr:g}_wd{weight_decay:g}_s{seed}_"
+            f"{schedule_tag(lr_schedule, lr_decay_fraction)}")
     return base if kind == GRID_KIND else f"{base}_{kind}"
 
 
-def parse_run_id(name: str) -> tuple[float, float, int, str]:
-    """(lr, weight_decay, seed, kind) of a run id."""
+def parse_run_id(name: str) -> tuple[float, float, int, str, str, float]:
+    """(lr, weight_decay, seed, kind, lr_schedule, lr_decay_fraction) of a run id."""
     parts = name.split("_")
-    lr, wd, seed = parts[:3]
-    kind = parts[3] if len(parts) > 3 else GRID_KIND
-    return float(lr[2:]), float(wd[2:]), int(seed[1:]), kind
+    lr, wd, seed, tag = parts[:4]
+    kind = parts[4] if len(parts) > 4 else GRID_KIND
+    return (float(lr[2:]), float(wd[2:]), int(seed[1:]), kind, *parse_schedule_tag(tag))
 
 
 @dataclass(frozen=True)

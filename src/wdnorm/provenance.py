@@ -21,7 +21,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__, dependencies
+from . import __version__, dependencies, protocols
 
 TRACKED_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy",
                     "snakemake", "snakemake-executor-plugin-slurm", "pyyaml", "seaborn",
@@ -41,10 +41,11 @@ FIELDS = ("config_values", "config_hash", "code", "packages", "device", "device_
           "threads", "torch_threads", "seed", "wall_seconds", "dataset_sha256", "host",
           "platform", "created_utc", "argv", "pid")
 
-# The config keys a trained run depends on besides its optimiser (the workflow passes
-# training_values(config, optimiser) to the training job; the audit compares them).
-TRAINING_KEYS = ("n_train", "n_validation", "subset_seed", "model", "decay_scope",
-                 "training")
+# The config values every run of a slab depends on (the workflow passes
+# training_values(config, data, optimiser) to the training job; the audit compares
+# them): its data variant, model, decay scope, slab-level training and optimiser.
+TRAINING_KEYS = ("data", "n_train", "n_validation", "subset_seed", "model", "decay_scope",
+                 "training", "optimiser")
 
 # The keys of a run's config values that describe the run itself, not the config
 # settings it was made with (see run_values). The optimiser is a setting: its name,
@@ -62,17 +63,17 @@ def config_hash(values: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def optimiser_settings(config: dict, optimiser: str) -> dict:
-    """The optimiser a run records: its name with the config entry's algorithm and
-    hyper-parameters (``config`` defaults-filled, see :func:`wdnorm.config.with_defaults`)."""
-    return {"name": optimiser, **config["optimisers"][optimiser]}
-
-
-def training_values(config: dict, optimiser: str) -> dict:
-    """The config values every run of ``optimiser`` depends on (defaults-filled
-    ``config``): :data:`TRAINING_KEYS` and :func:`optimiser_settings`."""
-    return {**{key: config.get(key) for key in TRAINING_KEYS},
-            "optimiser": optimiser_settings(config, optimiser)}
+def training_values(config: dict, data: str, optimiser: str) -> dict:
+    """The config values every run of the slab ``data``/``optimiser`` depends on
+    (defaults-filled ``config``; the slab's protocols, :mod:`wdnorm.protocols`): its
+    data variant, model, decay scope, the slab-level training settings (each member
+    records its own learning-rate schedule) and the optimiser, named."""
+    p = protocols.slab_settings(config, data, optimiser)
+    training = {k: v for k, v in p.training.items() if k not in protocols.MEMBER_TRAINING_KEYS}
+    return {"data": p.data.values(), "n_train": p.data.n_train,
+            "n_validation": p.data.n_validation, "subset_seed": p.data.subset_seed,
+            "model": config["model"], "decay_scope": config["decay_scope"],
+            "training": training, "optimiser": {"name": optimiser, **p.optimiser_entry}}
 
 
 def run_values(settings: dict, *, dataset: str, slab: dict, member: dict, kind: str) -> dict:

@@ -69,9 +69,11 @@ def member_status(diverged: bool, var_ratio: float | None, collapse_ratio: float
 
 
 def member_metrics(result: SlabResult, i: int, *, dataset: str, optimiser: str,
-                   final_evals: int, collapse_ratio: float, grid_lr: float | None = None) -> dict:
+                   final_evals: int, collapse_ratio: float, grid_lr: float | None = None,
+                   n_train: int | None = None) -> dict:
     """metrics.json of member ``i``; ``grid_lr``: the optimiser's grid learning rate (its
-    ``lr``; members at its ``lr_grid`` or a matched pair's lr differ from it)."""
+    ``lr``; members at its ``lr_grid`` or a matched pair's lr differ from it);
+    ``n_train``: the training rows it trained on."""
     cfg, member = result.cfg, result.members[i]
     history = result.member_history(i)
     diverged = int(result.diverged_step[i])
@@ -84,6 +86,8 @@ def member_metrics(result: SlabResult, i: int, *, dataset: str, optimiser: str,
         "run_id": member.run_id, "kind": member.kind, "dataset": dataset,
         "optimiser": optimiser, "arch": cfg.arch, "lr": member.lr, "grid_lr": grid_lr,
         "weight_decay": member.weight_decay, "seed": member.seed, "slab": cfg.to_dict(),
+        "lr_schedule": member.lr_schedule, "lr_decay_fraction": member.lr_decay_fraction,
+        "protocol": member.protocol, "n_train": n_train,
         "reference": None if member.kind == "grid" else member.reference.run_id,
         "status": member_status(diverged >= 0, ratio, collapse_ratio),
         "diverged_step": diverged if diverged >= 0 else None,

@@ -53,6 +53,7 @@ def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: s
     log.info("trained in %.1f s (%.1f s inside the training loop, step %s)", wall,
              result.train_seconds, "compiled" if result.compiled else "eager")
     run_dirs = _write_runs(result, layout, settings, dataset=dataset,
+                           n_train=len(prepared.x_train),
                            optimiser_name=optimiser_name, dataset_sha=dataset_sha,
                            device=str(device), threads=threads, wall=wall)
     manifest = runs.write_slab_manifest(layout.slab_dir(dataset, optimiser_name, arch),
@@ -69,7 +70,8 @@ def _kind_counts(members: list[Member]) -> str:
 
 
 def _write_runs(result, layout: Layout, settings: dict, *, dataset: str, optimiser_name: str,
-                dataset_sha: str, device: str, threads: int, wall: float) -> list[Path]:
+                n_train: int, dataset_sha: str, device: str, threads: int,
+                wall: float) -> list[Path]:
     training = settings["training"]
     code = provenance.code_version()
     written = []
@@ -77,11 +79,11 @@ def _write_runs(result, layout: Layout, settings: dict, *, dataset: str, optimis
         metrics = runs.member_metrics(result, i, dataset=dataset, optimiser=optimiser_name,
                                       grid_lr=float(settings["optimiser"]["lr"]),
                                       final_evals=training["final_evals"],
-                                      collapse_ratio=training["collapse_ratio"])
+                                      collapse_ratio=training["collapse_ratio"],
+                                      n_train=n_train)
         values = provenance.run_values(
             settings, dataset=dataset, slab=result.cfg.to_dict(),
-            member={"lr": member.lr, "weight_decay": member.weight_decay,
-                    "seed": member.seed, "kind": member.kind}, kind=member.kind)
+            member=vars(member), kind=member.kind)
         prov = provenance.collect(config_values=values, dataset_sha256=dataset_sha,
                                   device=device, threads=threads, seed=member.seed,
                                   wall_seconds=wall, code=code)

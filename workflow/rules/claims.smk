@@ -1,5 +1,6 @@
-# Verdicts C1-C8 and the answer to the article's question, computed from the tidy tables
-# (never hard-coded). The inputs are exactly the tables the registered claims read.
+# Verdicts C1-C9 with their stability under a re-draw of the seeds, the answer to the
+# article's question and the effects table, computed from the tidy tables (never
+# hard-coded). The inputs are exactly the tables the registered claims read.
 
 from wdnorm import claims as claims_pkg  # noqa: E402
 
@@ -14,9 +15,13 @@ rule claims:
     output:
         json=LAYOUT.claims,
         markdown=report(LAYOUT.claims_markdown, category="Verdicts"),
+        effects=LAYOUT.table("effects"),
     params:
         settings=claims_pkg.settings_from_config(CONFIG),
         code=script_code("claims.py"),
+    # the stability bootstrap re-decides every claim hundreds of times: one process
+    # per core
+    threads: workflow.cores
     conda:
         CONDA_ENV
     log:

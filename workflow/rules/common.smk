@@ -6,19 +6,24 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-from wdnorm.config import SCHEMA_PATH  # noqa: E402  (the package ships the schema)
+from wdnorm.config import SCHEMA_PATH, coerce  # noqa: E402  (the package ships the schema)
 
+# `--config seeds=[0,1,2]` arrives as strings inside lists and nested values: turned
+# into the numbers the schema declares there, then validated.
+_coerced = coerce(dict(config))
+config.clear()
+config.update(_coerced)
 validate(config, str(SCHEMA_PATH))
 
 from wdnorm import config as wdnorm_config  # noqa: E402  (after validation)
-from wdnorm import data, gpu, grid, provenance  # noqa: E402
+from wdnorm import checks, data, gpu, grid, protocols, provenance  # noqa: E402
 from wdnorm.dependencies import code_hash  # noqa: E402
 from wdnorm.layout import Layout  # noqa: E402
 
 # Every default filled in (the schema is their one source), for the package's functions.
 CONFIG = wdnorm_config.with_defaults(config)
 try:
-    grid.check_config(CONFIG)
+    checks.check_config(CONFIG)
 except ValueError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
@@ -30,13 +35,15 @@ LAYOUT = Layout()
 # runs, so snakemake deletes no finished output of a job that would then die on it.
 # Identical bytes re-prepared get their earlier mtime back (wdnorm.data.store), so they
 # mark nothing downstream stale. Not in the per-job re-parses of cluster executors.
+# The prepared datasets the protocols train on (the main grid's, and C9's data variants).
+DATA = protocols.data_variants(CONFIG)
 if workflow.is_main_process:
-    _problems = [p for ds in CONFIG["datasets"]
+    _problems = [p for ds in DATA
                  for p in data.verify_prepared(LAYOUT.prepared(ds), LAYOUT.prepared_meta(ds))]
     if _problems:
         raise WorkflowError("unusable prepared data (nothing was run or deleted):\n  "
                             + "\n  ".join(_problems))
-    for _ds in CONFIG["datasets"]:
+    for _ds in DATA:
         data.restore_stamped_mtimes(LAYOUT.prepared(_ds), LAYOUT.prepared_meta(_ds))
 CONDA_ENV = "../../envs/wdnorm.yaml"
 SCRIPTS = Path(REPO_DIR) / "workflow" / "scripts"
@@ -62,16 +69,18 @@ GPU_PER_TRAINING_JOB = int(CONFIG["device"] != "cpu"
                            and (LOCAL_GPUS > 0 or workflow.non_local_exec))
 if GPU_PER_TRAINING_JOB and workflow.local_exec and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", LOCAL_GPUS)
-DATASETS = CONFIG["datasets"]
+DATASETS = CONFIG["datasets"]  # the main grid's: the probes run on them
 ARCHS = CONFIG["architectures"]
 OPTIMISERS = list(CONFIG["optimisers"])
+# Every (data, optimiser, arch) slab some protocol trains in (wdnorm.protocols).
+SLABS = protocols.slabs(CONFIG)
 LOGS = Path("results/logs")
 
 
 wildcard_constraints:
-    dataset="|".join(DATASETS),
-    arch="|".join(ARCHS),
-    optimiser="|".join(OPTIMISERS),
+    dataset="|".join(DATA),
+    arch="|".join(dict.fromkeys(a for _, _, a in SLABS)),
+    optimiser="|".join(dict.fromkeys(o for _, o, _ in SLABS)),
 
 
 from wdnorm.tables import SLAB_TABLES  # noqa: E402  (torch-free)
@@ -85,8 +94,7 @@ FIGURES = figure_registry.NAMES
 def tables_to_aggregate(name):
     if name in DATASET_TABLES:
         return expand(LAYOUT.table(f"{{dataset}}/{name}"), dataset=DATASETS)
-    return expand(LAYOUT.table(f"{{dataset}}/{{optimiser}}/{{arch}}/{name}"),
-                  dataset=DATASETS, optimiser=OPTIMISERS, arch=ARCHS)
+    return [LAYOUT.table(f"{d}/{o}/{a}/{name}") for d, o, a in SLABS]
 
 
 def figure_outputs():

@@ -14,14 +14,11 @@ rule prepare_data:
         pt=LAYOUT.prepared("{dataset}"),
         meta=LAYOUT.prepared_meta("{dataset}"),
     params:
-        raw_dir=lambda wc: str(LAYOUT.raw_dir(wc.dataset)),
-        n_train=CONFIG["n_train"],
-        subset_seed=CONFIG["subset_seed"],
-        n_validation=CONFIG["n_validation"],
+        raw_dir=lambda wc: str(LAYOUT.raw_dir(DATA[wc.dataset].dataset)),
+        # the data variant's dataset, subset sizes and the dataset's own options (the
+        # config block named after it; mnist1d: the generator's arguments)
+        variant=lambda wc: DATA[wc.dataset].values(),
         download=CONFIG["download"],
-        # the dataset's own options: the config block named after it (mnist1d: the
-        # generator's arguments); {} for datasets without one
-        options=lambda wc: CONFIG.get(wc.dataset, {}),
     conda:
         CONDA_ENV
     log:

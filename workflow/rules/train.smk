@@ -11,8 +11,9 @@ rule train_slab:
     output:
         slab=LAYOUT.slab_manifest("{dataset}", "{optimiser}", "{arch}"),
     params:
-        members=lambda wc: [vars(m) for m in grid.slab_members(CONFIG, wc.optimiser, wc.arch)],
-        settings=lambda wc: provenance.training_values(CONFIG, wc.optimiser),
+        members=lambda wc: [vars(m) for m in grid.slab_members(CONFIG, wc.dataset,
+                                                                wc.optimiser, wc.arch)],
+        settings=lambda wc: provenance.training_values(CONFIG, wc.dataset, wc.optimiser),
         device=CONFIG["device"],
         compile=CONFIG["compile"],
         checkpoint=CONFIG["checkpoint"],
@@ -40,7 +41,9 @@ rule equivalence_probe:
     params:
         architectures=ARCHS,
         # per optimiser, the settings its runs train with (the probe trains like them)
-        settings={name: provenance.training_values(CONFIG, name) for name in OPTIMISERS},
+        settings=lambda wc: {name: provenance.training_values(CONFIG, wc.dataset, name)
+                             for name in OPTIMISERS},
+        schedule={key: CONFIG["training"][key] for key in protocols.MEMBER_TRAINING_KEYS},
         weight_decay=CONFIG["claims"]["weight_decay"],
         probe=CONFIG["equivalence_probe"],
         code=script_code("equivalence_probe.py"),

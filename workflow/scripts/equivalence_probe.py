@@ -13,7 +13,8 @@ probe = snakemake.params.probe
 frames = [equivalence_table(snakemake.params.architectures, settings, prepared,
                             dataset=snakemake.wildcards.dataset, optimiser=name,
                             weight_decay=snakemake.params.weight_decay,
-                            steps=probe["steps"], tol=probe["tol"])
+                            steps=probe["steps"], tol=probe["tol"],
+                            schedule=snakemake.params.schedule)
           for name, settings in snakemake.params.settings.items()
           if optimisers.get(settings["optimiser"]["algorithm"]).exact_equivalent]
 fileio.write_csv(snakemake.output.table,

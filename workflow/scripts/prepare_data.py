@@ -9,12 +9,11 @@ import logging
 from wdnorm import data, fileio, tasks
 
 tasks.setup_logging(snakemake.log[0])
-prepared = data.prepare(snakemake.wildcards.dataset, snakemake.params.raw_dir,
-                        n_train=snakemake.params.n_train,
-                        subset_seed=snakemake.params.subset_seed,
-                        n_validation=snakemake.params.n_validation,
-                        download=snakemake.params.download,
-                        options=snakemake.params.options)
+variant = snakemake.params.variant
+prepared = data.prepare(variant["dataset"], snakemake.params.raw_dir,
+                        n_train=variant["n_train"], subset_seed=variant["subset_seed"],
+                        n_validation=variant["n_validation"],
+                        download=snakemake.params.download, options=variant["options"])
 unchanged = data.save_prepared(prepared, snakemake.output.pt, snakemake.output.meta)
 logging.getLogger("wdnorm").info(
     "prepared %s: %d train / %d validation / %d test, d_in=%d, sha256 %s (%s)",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as config_schema
-from .. import fileio, grid, layout
+from .. import checks, fileio, grid, layout
 from .report import AuditError
 
 GRID = layout.GRID_KIND
@@ -115,7 +115,7 @@ def prepare_config(config: dict) -> dict:
         raise AuditError("the config is not a mapping")
     try:
         filled = config_schema.validate(config)
-        grid.check_config(filled)
+        checks.check_config(filled)
     except ValueError as error:
         raise AuditError(str(error)) from None
     return filled

@@ -1,11 +1,13 @@
 """The synthesised answer to the article's question, built from the claims' records (not
 from the tables: every number here is one a claim already decided on).
 
-The answer's verdict is C6's: whether hidden-layer weight decay regularises the
-normalised stacked networks is what the article asserts. C1-C3 say whether its premise
-(the symmetry, the removable penalty) holds, C4, C5 and C7 whether the literature's
-mechanism (WD sets an effective learning rate) explains what WD does instead, and C8
-whether C6's answer survives tuning each arm's learning rate (and λ) separately."""
+Its verdict is C6's (whether hidden-layer weight decay regularises the normalised
+stacked networks under the main protocol, the article's assertion as tested); C8 says
+whether it survives tuning each arm, C9 under which protocols it holds -- a verdict
+true for one schedule and false for another is two findings, and the answer names
+both. C1-C3 say whether the article's premise holds, C7 how much of weight decay's
+effect its learning-rate-schedule equivalent explains. Verdicts their stability record
+calls fragile are named as such."""
 
 from __future__ import annotations
 
@@ -17,71 +19,93 @@ QUESTION = ("Is weight decay useless as a regulariser of networks with normalisa
             "no residual connections?")
 PREMISE = ("C1", "C2", "C3")
 MECHANISM = ("C4", "C5", "C7")
-TUNED = "C8"
 
 
-def effect_numbers(cell: Mapping) -> dict:
+def verdict_of(x: Mapping) -> str:
+    fragile = (x.get("stability") or {}).get("fragile")
+    return f"{x['verdict']} (fragile)" if fragile else x["verdict"]
+
+
+def by_role(per_arch: Mapping, role: str) -> dict:
+    return {str(v.get("arch", k)): v for k, v in per_arch.items() if v.get("role") == role}
+
+
+def cell_text(arch: str, cell: Mapping) -> str:
     e = cell.get("test_acc") or {}
-    return {"hl": c.fnum(e.get("hl")), "ci_low": c.fnum(e.get("ci_low")),
-            "ci_high": c.fnum(e.get("ci_high")),
-            "upper_bound_one_sided": c.fnum(e.get("upper_bound_one_sided")),
-            "p_improves_holm": c.fnum(e.get("p_improves_holm")), "n": cell.get("n_pairs")}
+    return f"{arch} {e.get('outcome', 'n/a')} {c.ci_pp(e)}"
 
 
-def key_numbers(c6: Mapping, c7: Mapping) -> dict:
-    per_arch = (c6.get("measured") or {}).get("per_arch") or {}
-    slabs = (c7.get("measured") or {}).get("slabs") or {}
-    return {
-        "weight_decay": (c6.get("measured") or {}).get("headline_weight_decay"),
-        "headline": {k: effect_numbers(v) for k, v in per_arch.items() if v["role"] == "headline"},
-        "positive_controls": {k: dict(effect_numbers(v), improves=v["test_acc"]["improves"])
-                              for k, v in per_arch.items() if v["role"] == "control"},
-        "share_explained": {k: v["share_explained"] for k, v in slabs.items() if v["invariant"]},
-    }
-
-
-def verdict_sentence(verdict: str, c6: Mapping, numbers: Mapping) -> str:
-    wd = numbers["weight_decay"]
-    margin = (c6.get("tolerance") or {}).get("margin")
-    head = ", ".join(f"{k} {c.ci_pp(v)}" for k, v in numbers["headline"].items()) or "none"
-    controls = [f"{k} ({c.ci_pp(v)})" for k, v in numbers["positive_controls"].items()
-                if v["improves"]]
+def main_sentence(c6: Mapping, c8: Mapping | None) -> str:
+    m = c6.get("measured") or {}
+    wd = m.get("headline_weight_decay")
+    per_arch = m.get("per_arch") or {}
+    head = ", ".join(cell_text(a, x) for a, x in by_role(per_arch, "headline").items())
+    ctrl = ", ".join(cell_text(a, x) for a, x in by_role(per_arch, "control").items())
     at = f"at λ* = {wd:g}" if wd is not None else "at the pre-declared λ"
-    if verdict == "supported":
-        return (f"Supported on this data: {at}, hidden-layer weight decay does not improve the "
-                f"normalised stacked nets' test accuracy by {100 * margin:g} pp or more "
-                f"(HL shift [95% CI]: {head}), although it does improve "
-                f"{', '.join(controls)}, so the experiment could have seen a regulariser.")
-    if verdict == "refuted":
-        return (f"Refuted on this data: {at}, weight decay significantly improves test "
-                f"accuracy of a normalised stacked net ({head}).")
-    reasons = "; ".join(f"{s}: {v['reason']}" for s, v in
-                        ((c6.get("measured") or {}).get("per_setting") or {}).items())
-    return (f"Not decided on this data ({reasons or c6.get('summary', 'no C6 data')}); "
-            f"headline effects {at}: {head}.")
+    text = (f"Main protocol ({at} vs λ = 0, C6 {verdict_of(c6)}): normalised stacked nets "
+            f"{head or 'n/a'}; norm-free controls {ctrl or 'n/a'} (test-accuracy HL shift "
+            f"[95% CI]).")
+    if c8:
+        text += f" Each arm tuned on the validation split (C8 {verdict_of(c8)}): {c8['key_numbers']}."
+        edges = (c8.get("measured") or {}).get("edge_selections") or []
+        if edges:
+            text += f" Tuning may be incomplete for {', '.join(edges)} (selected at a grid edge)."
+    return text
 
 
-def context_sentence(by_id: Mapping[str, Mapping], numbers: Mapping) -> str:
+def protocol_sentence(c9: Mapping) -> str:
+    per = (c9.get("measured") or {}).get("per_protocol") or {}
+    if len(per) < 2:
+        return ""
+    parts = []
+    for name, p in per.items():
+        if name == "main":
+            continue
+        cells = ", ".join(cell_text(a, x) for a, x in p.get("per_arch", {}).items()
+                          if x.get("role") in ("headline", "control"))
+        parts.append(f"{name} ({p.get('changes') or 'as listed'}): {p['verdict']}; {cells}")
+    improved = [k for k, p in per.items()
+                if any(x["test_acc"].get("outcome") == "improves"
+                       for x in by_role(p.get("per_arch", {}), "headline").values())]
+    not_improved = [k for k in per if k not in improved]
+    with_res = [k for k, p in per.items() if "res" in p.get("per_arch", {})]
+    residual = [k for k in with_res
+                if per[k]["per_arch"]["res"]["test_acc"].get("outcome") == "improves"]
+    lead = {"refuted": "The answer depends on the protocol",
+            "supported": "The answer is the same under every protocol",
+            "inconclusive": "Not every protocol decides"}[c9["verdict"]]
+    res_txt = (f"; the residual net res improves under {', '.join(residual) or 'none'} of "
+               f"{', '.join(with_res)}" if with_res else "")
+    return (f"{lead} (C9 {verdict_of(c9)}): weight decay improves a normalised stacked net "
+            f"under {', '.join(improved) or 'no protocol'}, not under "
+            f"{', '.join(not_improved) or 'any other'}{res_txt}. " + "; ".join(parts) + ".")
+
+
+def context_sentence(by_id: Mapping[str, Mapping]) -> str:
     def verdicts(ids: Sequence[str]) -> str:
-        return ", ".join(f"{i} {by_id[i]['verdict']}" for i in ids if i in by_id)
-    shares = [f"{k} {c.fmt(v['share'])} [{c.fmt(v.get('ci_low'))}, {c.fmt(v.get('ci_high'))}]"
-              for k, v in numbers["share_explained"].items() if v.get("share") is not None]
-    share_txt = (f"; share of WD's effect the LR schedule alone explains: {', '.join(shares)}"
-                 if shares else "")
-    tuned = by_id.get(TUNED)
-    tuned_txt = (f" Best-tuned WD vs best-tuned no-WD ({TUNED}): {tuned['verdict']} "
-                 f"({tuned['key_numbers']})." if tuned else "")
-    return (f"Premise (symmetry, removable penalty, orthogonal gradients): {verdicts(PREMISE)}. "
-            f"Mechanism (equilibrium angle, only ηλ matters, WD as an LR schedule): "
-            f"{verdicts(MECHANISM)}{share_txt}.{tuned_txt}")
+        return ", ".join(f"{i} {verdict_of(by_id[i])}" for i in ids if i in by_id)
+    slabs = ((by_id.get("C7") or {}).get("measured") or {}).get("slabs") or {}
+    shares = [f"{v.get('arch', k)} {c.fmt(s['share'])} [{c.fmt(s.get('ci_low'))}, "
+              f"{c.fmt(s.get('ci_high'))}]" for k, v in slabs.items() if v.get("invariant")
+              and (s := v.get("share_explained") or {}).get("share") is not None]
+    share_txt = (f"; the LR schedule alone explains a share of WD's effect of "
+                 f"{', '.join(shares)}" if shares else "")
+    return (f"Premise (symmetry, removable penalty, orthogonal gradients): "
+            f"{verdicts(PREMISE)}. Mechanism (equilibrium angle, only ηλ matters, WD as an "
+            f"LR schedule): {verdicts(MECHANISM)}{share_txt}.")
 
 
 def answer(claims: Sequence[Mapping]) -> dict:
-    """{"question", "verdict", "text", "key_numbers", "verdicts"}."""
+    """{"question", "verdict", "text", "fragile", "verdicts"}."""
     by_id = {x["id"]: x for x in claims}
-    c6, c7 = by_id.get("C6", {}), by_id.get("C7", {})
-    verdict = c6.get("verdict", "inconclusive")
-    numbers = key_numbers(c6, c7)
-    text = verdict_sentence(verdict, c6, numbers) + " " + context_sentence(by_id, numbers)
-    return {"question": QUESTION, "verdict": verdict, "text": text, "key_numbers": numbers,
+    c6 = by_id.get("C6", {"verdict": "inconclusive", "measured": {}})
+    parts = [main_sentence(c6, by_id.get("C8"))]
+    if "C9" in by_id:
+        parts.append(protocol_sentence(by_id["C9"]))
+    parts.append(context_sentence(by_id))
+    fragile = [i for i, x in by_id.items() if (x.get("stability") or {}).get("fragile")]
+    if fragile:
+        parts.append(f"Fragile under a re-draw of the seeds: {', '.join(fragile)}.")
+    return {"question": QUESTION, "verdict": c6.get("verdict", "inconclusive"),
+            "text": " ".join(p for p in parts if p), "fragile": fragile,
             "verdicts": {i: x["verdict"] for i, x in by_id.items()}}

@@ -43,7 +43,6 @@ def classify(df: pd.DataFrame, tol: Mapping) -> pd.DataFrame:
 
 def per_arch(cells: pd.DataFrame, tol: Mapping) -> dict:
     out = {}
-    multi = "dataset" in cells.columns and cells["dataset"].nunique() > 1
     for key, g in c.groups(cells, ("dataset", "arch")):
         gp, gr = g["pred"], g["rel"]
         entry = {
@@ -59,7 +58,7 @@ def per_arch(cells: pd.DataFrame, tol: Mapping) -> dict:
             entry["predicted_invariant_still_invariant_with_model_eps"] = int(
                 (model < tol["c1_invariant"]).sum())
             entry["max_rel_change_predicted_invariant_model_eps"] = c.fnum(model.max())
-        name = f"{key['dataset']}/{key['arch']}" if multi else key["arch"]
+        name = c.Labeller.key(key)
         out[str(name)] = entry
     return out
 

@@ -155,9 +155,12 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
     failing = any(not v["ideal_removable"] for v in inv.values()) or \
         any(not v["total_penalty_kept"] for v in non.values())
     verdict = "inconclusive" if not inv else "refuted" if failing else "supported"
-    practical = ", ".join(f"{k} {c.fmt(v['practical_ratio_median'])}" for k, v in inv.items())
+    label = c.Labeller(penalty)
+    practical = ", ".join(f"{k} {c.fmt(v['practical_ratio_median'])}"
+                          for k, v in label.display(inv).items())
     key = (f"ideal ratio ≤ {c.fmt(max((v['ideal_ratio_max'] or 0) for v in inv.values()))}; "
            f"practical median {practical}" if inv else "no data")
     n = {"runs": int(sum(v["runs"] for v in (*inv.values(), *non.values()))),
          "invariant_arch_runs": int(sum(v["runs"] for v in inv.values()))}
-    return c.Decision(verdict, describe(verdict, inv, non, tol), key, n, measured)
+    return c.Decision(verdict, describe(verdict, label.display(inv), label.display(non), tol),
+                      key, n, measured)

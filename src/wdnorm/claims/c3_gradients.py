@@ -28,10 +28,9 @@ FAILING_COLUMNS = ("arch", "layer", "cos_abs_max", "identity_rel_err_total")
 
 
 def per_arch(df: pd.DataFrame) -> dict:
-    multi = "dataset" in df.columns and df["dataset"].nunique() > 1
     out: dict = {}
     for _, r in df.iterrows():
-        name = f"{r['dataset']}/{r['arch']}" if multi else str(r["arch"])
+        name = c.Labeller.key({k: r[k] for k in ("dataset", "arch") if k in df.columns})
         entry = {"predicted_invariant": bool(r["pred"]), "cos_abs_max": c.fnum(r["cos_abs_max"]),
                  "identity_rel_err_total": c.fnum(r["identity_rel_err_total"]),
                  "norm_growth": c.fnum(r.get("norm_growth"))}

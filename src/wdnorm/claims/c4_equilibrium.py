@@ -125,6 +125,8 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
     verdict = ("inconclusive" if not m["per_arch"] else "refuted" if outside else "supported")
     eligible = rows[rows["eligible"]]
     n = {"rows": int(len(eligible)), "runs": int(eligible["run_id"].nunique())}
-    key = ", ".join(f"{k} {c.fmt(v['median_ratio'])}" for k, v in m["per_arch"].items()) \
+    shown = {**m, "per_arch": label.display(m["per_arch"]),
+             "equilibrium_by_weight_decay": label.display(m["equilibrium_by_weight_decay"])}
+    key = ", ".join(f"{k} {c.fmt(v['median_ratio'])}" for k, v in shown["per_arch"].items()) \
         or "no run at equilibrium"
-    return c.Decision(verdict, describe(verdict, m, rel, m["claims_weight_decay"]), key, n, m)
+    return c.Decision(verdict, describe(verdict, shown, rel, m["claims_weight_decay"]), key, n, m)

@@ -162,6 +162,8 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
     verdict = decide_measured(m["per_arch"])
     # paired seeds per arch: the smallest over its comparisons
     n = {k: min(comp["n"] for comp in v["comparisons"]) for k, v in m["per_arch"].items()}
+    label = c.Labeller(runs)
+    shown = label.display(m["per_arch"])
     key = ", ".join(f"{k} max|HL| {c.pp(max(abs(comp['hl']) for comp in v['comparisons']))}"
-                    for k, v in m["per_arch"].items() if v["invariant_arch"]) or "no matched pairs"
-    return c.Decision(verdict, describe(verdict, m["per_arch"], tol), key, n, m)
+                    for k, v in shown.items() if v["invariant_arch"]) or "no matched pairs"
+    return c.Decision(verdict, describe(verdict, shown, tol), key, n, m)

@@ -88,7 +88,8 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
                                                       tol["c6_margin"], tol["c6_min_pairs"])
     m = {"per_arch": per_arch, "per_setting": per_setting, "headline_weight_decay": wd_star,
          "positive_control_succeeded": any(v["positive_controls"] for v in per_setting.values())}
-    key = ", ".join(f"{k} {c.ci_pp(x['test_acc'])}" for k, x in per_arch.items()
+    shown = c.Labeller(tables.get("runs")).display(per_arch)
+    key = ", ".join(f"{k} {c.ci_pp(x['test_acc'])}" for k, x in shown.items()
                     if x["role"] in ("headline", "control"))
-    return c.Decision(verdict, describe(verdict, per_arch, per_setting, wd_star), key,
+    return c.Decision(verdict, describe(verdict, shown, per_setting, wd_star), key,
                       {k: x["n_pairs"] for k, x in per_arch.items()}, m)

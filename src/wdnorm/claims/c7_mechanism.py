@@ -70,10 +70,9 @@ def probe(table: pd.DataFrame | None, tol: Mapping) -> dict:
     if c.empty(table):
         return {"per_arch": {}, "invariant_failing": [], "contrast_tracking": [], "holds": False}
     rows = table.assign(ok=probe_tracks(table, tol))
-    multi = "dataset" in rows.columns and rows["dataset"].nunique() > 1
     per_arch: dict = {}
     for _, r in rows.iterrows():
-        name = f"{r['dataset']}/{r['arch']}" if multi else str(r["arch"])
+        name = c.Labeller.key({k: r[k] for k in c.GROUP if k in rows.columns})
         rec = c.record(r["arch"])
         entry = per_arch.setdefault(name, {
             "invariant": rec.invariant if rec else bool(c.as_bool(pd.Series([r["invariant"]]))[0]),
@@ -272,9 +271,21 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
     tol, alpha = c.tolerances(settings, TOLERANCES), c.alpha(settings)
     m = measure(tables, settings, tol, alpha)
     verdict = decide_measured(m)
+    m_text = shown(m, c.Labeller(tables.get("runs"), tables.get("equivalence_probe")))
     inv = {k: v for k, v in m["slabs"].items() if v["invariant"]}
     n = {k: v["schedule_minus_wd"]["n"] for k, v in inv.items()}
-    key = ", ".join(f"{k} schedule−WD {c.ci_pp(v['schedule_minus_wd'])}" for k, v in inv.items())
+    key = ", ".join(f"{k} schedule−WD {c.ci_pp(v['schedule_minus_wd'])}"
+                    for k, v in m_text["slabs"].items() if v["invariant"])
     key = (("probe holds; " if m["probe"]["holds"] else "probe does not hold; ") + key) \
         if m["probe"]["per_arch"] else (key or "no data")
-    return c.Decision(verdict, describe(m), key, n, m)
+    return c.Decision(verdict, describe(m_text), key, n, m)
+
+
+def shown(m: Mapping, label: c.Labeller) -> dict:
+    """The measurements with short group names, for the summary's text."""
+    p = m["probe"]
+    probe_shown = {**p, "per_arch": label.display(p["per_arch"]),
+                   "invariant_failing": [label.short(k) for k in p["invariant_failing"]],
+                   "contrast_tracking": [label.short(k) for k in p["contrast_tracking"]]}
+    return {**m, "probe": probe_shown, "slabs": label.display(m["slabs"]),
+            "not_applicable": [label.short(k) for k in m["not_applicable"]]}

@@ -107,6 +107,8 @@ def cell(key: Mapping, g: pd.DataFrame, settings, alpha: float) -> dict | None:
     no_wd, wd = pick(table, False), pick(table, True)
     if no_wd is None or wd is None:
         return None
+    no_wd["edges"] = grid_edges(no_wd, lrs, [])
+    wd["edges"] = grid_edges(wd, lrs, [w for w in wds if w > 0])
     treated, base = runs_at(g, "grid", wd), runs_at(g, "grid", no_wd)
     exact = runs_at(g, "exact", wd)
     out = {"key": dict(key), "arch": key.get("arch"), "role": effects.role(key.get("arch")),
@@ -151,11 +153,31 @@ def point(p: Mapping) -> str:
     return f"η={p['lr']:g}, λ={p['weight_decay']:g}"
 
 
+def grid_edges(selected: Mapping, lrs: list[float], wds: list[float]) -> list[str]:
+    """Where a selection sits on the edge of the searched grid ("lowest lr", "highest
+    λ"...): the best value may lie beyond it, so the tuning may be incomplete there."""
+    out = []
+    for name, value, grid in (("lr", selected["lr"], lrs), ("λ", selected["weight_decay"], wds)):
+        if len(grid) < 2:
+            continue
+        if value <= min(grid) * (1 + 1e-9):
+            out.append(f"lowest {name}")
+        elif value >= max(grid) * (1 - 1e-9):
+            out.append(f"highest {name}")
+    return out
+
+
+def edge_note(sel: Mapping) -> str:
+    edges = [f"{arm} at the {', '.join(sel[key]['edges'])}" for arm, key in
+             (("WD", "weight_decay"), ("no-WD", "no_weight_decay")) if sel[key]["edges"]]
+    return f"; {'; '.join(edges)} of the grid: tuning may be incomplete" if edges else ""
+
+
 def cell_text(name: str, x: Mapping) -> str:
     sel = x["selected"]
     text = (f"{name} {c.ci_pp(x['test_acc'])} (WD {point(sel['weight_decay'])} vs no-WD "
             f"η={sel['no_weight_decay']['lr']:g}; p_improves,Holm "
-            f"{c.pvalue(x['test_acc']['p_improves_holm'])}, n={x['n_pairs']})")
+            f"{c.pvalue(x['test_acc']['p_improves_holm'])}, n={x['n_pairs']}{edge_note(sel)})")
     eq = x.get("exact_equivalent")
     if eq:
         text += (f"; its exact equivalent vs tuned no-WD "
@@ -174,11 +196,15 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
                           {"reason": why})
     per_arch, per_setting, verdict = effects.verdicts(cells, runs, tol["c8_margin"],
                                                       tol["c8_min_pairs"])
-    shown = {k: x for k, x in per_arch.items() if x["role"] in ("headline", "control")}
+    shown = {k: x for k, x in c.Labeller(runs).display(per_arch).items()
+             if x["role"] in ("headline", "control")}
     reasons = "; ".join(f"{s}: {v['verdict']} ({v['reason']})" for s, v in per_setting.items())
     summary = ("Best-tuned WD minus best-tuned no-WD, test-accuracy HL shift [95% CI]: "
                + "; ".join(cell_text(k, x) for k, x in shown.items()) + f". {reasons}.")
+    edged = [k for k, x in c.Labeller(runs).display(per_arch).items()
+             if x["selected"]["weight_decay"]["edges"] or x["selected"]["no_weight_decay"]["edges"]]
     return c.Decision(verdict, summary,
                       ", ".join(f"{k} {c.ci_pp(x['test_acc'])}" for k, x in shown.items()),
                       {k: x["n_pairs"] for k, x in per_arch.items()},
-                      {"per_arch": per_arch, "per_setting": per_setting})
+                      {"per_arch": per_arch, "per_setting": per_setting,
+                       "edge_selections": edged})

@@ -64,14 +64,14 @@ def is_invariant(arch: str) -> bool:
 def is_headline(arch: str) -> bool:
     """The article's subject: normalised, no residual connection, scale-invariant (ln, bn)."""
     r = record(arch)
-    return bool(r and r.norm is not None and r.layout == "stacked" and r.invariant)
+    return bool(r and r.role == "headline")
 
 
 def is_contrast(arch: str) -> bool:
     """No symmetry and no norm (plain, res): the positive control of C6 and the
     architectures where C7's exact equivalent must fail."""
     r = record(arch)
-    return bool(r and not r.invariant and r.norm is None)
+    return bool(r and r.role == "control")
 
 
 def naming() -> dict:
@@ -118,10 +118,13 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[np.ndarray, l
     differences dropped."""
     if metric not in a.columns or metric not in b.columns:
         return np.array([]), []
-    m = a[["seed", metric]].merge(b[["seed", metric]], on="seed", suffixes=("_a", "_b"))
-    d = (m[f"{metric}_a"].astype(float) - m[f"{metric}_b"].astype(float)).to_numpy()
+    # a dict join, not a merge: this runs for every cell of every bootstrap resample
+    other = dict(zip(b["seed"].tolist(), b[metric].to_numpy(dtype=float)))
+    seeds = [s for s in a["seed"].tolist() if s in other]
+    mine = dict(zip(a["seed"].tolist(), a[metric].to_numpy(dtype=float)))
+    d = np.array([mine[s] - other[s] for s in seeds], dtype=np.float64)
     keep = np.isfinite(d)
-    return d[keep], [int(s) for s in m["seed"].to_numpy()[keep]]
+    return d[keep], [int(s) for s, k in zip(seeds, keep) if k]
 
 
 def groups(df: pd.DataFrame, keys=GROUP):
@@ -136,17 +139,29 @@ def groups(df: pd.DataFrame, keys=GROUP):
 
 
 class Labeller:
-    """Group names: the arch alone when the frames hold one dataset and one optimiser,
-    else 'dataset/optimiser/arch'."""
+    """Group names. In claims.json a group is always named by its whole key,
+    'dataset/optimiser/arch' (stable, whatever the config holds); in the summaries'
+    text by the arch alone when the frames hold one dataset and one optimiser."""
 
     def __init__(self, *frames: pd.DataFrame | None):
         self.multi = any(col in df.columns and df[col].nunique() > 1
                          for df in frames if df is not None for col in ("dataset", "optimiser"))
 
-    def __call__(self, key: Mapping) -> str:
-        if not self.multi:
-            return str(key.get("arch", ""))
+    @staticmethod
+    def key(key: Mapping) -> str:
         return "/".join(str(key[k]) for k in GROUP if k in key)
+
+    def __call__(self, key: Mapping) -> str:
+        return self.key(key)
+
+    def short(self, name: str) -> str:
+        """A group's name in text: its last part unless the frames hold several
+        settings."""
+        return name if self.multi else name.rsplit("/", 1)[-1]
+
+    def display(self, mapping: Mapping) -> dict:
+        """``mapping`` keyed by :meth:`short` names (for the summaries)."""
+        return {self.short(k): v for k, v in mapping.items()}
 
     def setting(self, key: Mapping) -> str:
         return "/".join(str(key[k]) for k in ("dataset", "optimiser") if k in key) or "-"

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
 
-from .. import fileio
+from .. import fileio, protocols
 from ..frames import read_table
 from . import common
 from .answer import answer
+from .effects_table import effects_rows
 from .registry import REGISTRY, TABLE_NAMES, TOLERANCES
 from .render import jsonable, render_markdown
+from .stability import stability
 
 NAMING_NOTE = ("The article's 'pre-norm' LN(x+f(x)) is postln (standard Post-LN); its "
                "'post-norm' x+LN(f(x)) is resln; standard Pre-LN x+f(LN(x)) is preln.")
@@ -27,8 +31,25 @@ SETTINGS_KEYS = ("optimisers", "weight_decays", "matched_pairs", "claims", "trai
 def settings_from_config(config: Mapping) -> dict:
     """The ``settings`` of :func:`decide_all` from a defaults-filled config: its
     :data:`SETTINGS_KEYS` sections, copied as they are (so the audit can compare them
-    with a config key by key); tolerance overrides ride in ``claims.tolerances``."""
-    return {key: config.get(key) for key in SETTINGS_KEYS}
+    with a config key by key), and the protocols it trains (``protocols``: the main
+    one, on its first dataset and optimiser, then C9's); tolerance overrides ride in
+    ``claims.tolerances``."""
+    resolved = protocols.resolve(config)
+    described = {p.name: protocol_settings(p) for p in reversed(resolved)}
+    return {**{key: config.get(key) for key in SETTINGS_KEYS},
+            "protocols": {"main": described["main"],
+                          **{k: v for k, v in described.items() if k != "main"}}}
+
+
+def protocol_settings(p) -> dict:
+    """What the claims need to know of a protocol (:class:`wdnorm.protocols.Protocol`)."""
+    return {"name": p.name, "changes": p.changes, "data": p.data.name,
+            "dataset": p.data.dataset, "n_train": p.data.n_train,
+            "optimiser": p.optimiser, "optimiser_entry": dict(p.optimiser_entry),
+            "lr": float(p.optimiser_entry["lr"]), "weight_decay": p.weight_decay,
+            "weight_decays": list(p.weight_decays), "lr_schedule": p.schedule[0],
+            "lr_decay_fraction": p.schedule[1], "architectures": list(p.architectures),
+            "tuned": p.tuned}
 
 
 def table_sha(df: pd.DataFrame) -> str:
@@ -44,12 +65,16 @@ def decide(cid: str, tables: Mapping[str, pd.DataFrame], settings: Mapping | Non
     return REGISTRY[cid].evaluate(tables, settings)
 
 
-def decide_all(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> dict:
-    """Every registered claim, the answer, the inputs' sha256, the tolerances in force,
-    the settings and the architectures' naming."""
+def decide_all(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None,
+               workers: int = 1) -> dict:
+    """Every registered claim with its stability record, the answer, the inputs' sha256,
+    the tolerances in force, the settings and the architectures' naming. ``workers``:
+    processes for the stability bootstrap (the one expensive part)."""
     settings = dict(settings or {})
     present = {name: tables[name] for name in TABLE_NAMES if tables.get(name) is not None}
     claims = [claim.evaluate(present, settings) for claim in REGISTRY.values()]
+    for record, stable in zip(claims, stability_records(present, settings, claims, workers)):
+        record["stability"] = stable
     inputs = {name: {"path": f"tables/{name}.csv", "sha256": table_sha(df), "rows": int(len(df))}
               for name, df in present.items()}
     return jsonable({
@@ -59,6 +84,21 @@ def decide_all(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = No
         "tolerances": common.tolerances(settings, TOLERANCES),
         "settings": settings, "naming": common.naming(), "naming_note": NAMING_NOTE,
     })
+
+
+def _stability(args) -> dict:
+    cid, tables, settings, verdict = args
+    return stability(REGISTRY[cid], tables, settings, verdict)
+
+
+def stability_records(tables: Mapping, settings: Mapping, claims: list[dict],
+                      workers: int) -> list[dict]:
+    """Each claim's :func:`~wdnorm.claims.stability.stability`, in ``workers`` processes."""
+    jobs = [(x["id"], tables, settings, x["verdict"]) for x in claims]
+    if workers <= 1:
+        return [_stability(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+        return list(pool.map(_stability, jobs))
 
 
 def load_tables(tables) -> dict[str, pd.DataFrame]:
@@ -80,7 +120,9 @@ def load_tables(tables) -> dict[str, pd.DataFrame]:
     return out
 
 
-def write_claims(result: Mapping, json_path, markdown_path) -> None:
-    """claims.json and CLAIMS.md, each atomically."""
+def write_claims(result: Mapping, json_path, markdown_path, effects_path=None) -> None:
+    """claims.json, CLAIMS.md and (given a path) the effects table, each atomically."""
     fileio.write_json(json_path, jsonable(result))
     fileio.write_text(markdown_path, render_markdown(result))
+    if effects_path is not None:
+        fileio.write_csv(effects_path, effects_rows(result["claims"]))

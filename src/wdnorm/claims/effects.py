@@ -21,12 +21,14 @@ from . import stats
 # The direction in which weight decay *improves* a metric (the one-sided alternative on
 # d = metric(treated) − metric(baseline)): higher test accuracy, lower train−test gap.
 IMPROVES = {"test_acc": "greater", "gen_gap_acc": "less"}
+#: A cell's outcome when weight decay neither improves nor harms it (Holm, at α).
+NO_CHANGE = "no detectable change"
+OUTCOMES = ("improves", "harms", NO_CHANGE)
 
 
 def role(arch: str) -> str:
-    if c.is_headline(arch):
-        return "headline"
-    return "control" if c.is_contrast(arch) else "other"
+    r = c.record(arch)
+    return r.role if r else "other"
 
 
 def grid_lr(settings: Mapping | None, optimiser, rows: pd.DataFrame) -> float | None:
@@ -46,9 +48,9 @@ def effect(d, alpha: float, direction: str) -> dict:
     return e
 
 
-def cell(key: Mapping, g: pd.DataFrame, settings, wd_star: float, alpha: float) -> dict | None:
-    """One (dataset, optimiser, arch): both arms at the grid lr and their paired effects."""
-    lr = grid_lr(settings, key.get("optimiser"), g)
+def cell(key: Mapping, g: pd.DataFrame, lr: float | None, wd_star: float,
+         alpha: float) -> dict | None:
+    """One (dataset, optimiser, arch): both arms at ``lr`` and their paired effects."""
     if lr is None:
         return None
     g = g[c.close(g["lr"], lr)]
@@ -78,8 +80,12 @@ def apply_holm(cells: list[dict], alpha: float) -> None:
             for x, adj in zip(cells, adjusted):
                 x[metric][f"{question}_holm"] = adj
         for x in cells:
-            x[metric]["changes"] = bool(x[metric]["p_changes_holm"] < alpha)
-            x[metric]["improves"] = bool(x[metric]["p_improves_holm"] < alpha)
+            e = x[metric]
+            e["changes"] = bool(e["p_changes_holm"] < alpha)
+            e["improves"] = bool(e["p_improves_holm"] < alpha)
+            worse = e["hl"] < 0 if IMPROVES[metric] == "greater" else e["hl"] > 0
+            e["outcome"] = ("improves" if e["improves"] else "harms" if e["changes"] and worse
+                            else NO_CHANGE)
 
 
 def wd_effects(runs: pd.DataFrame, settings: Mapping | None, alpha: float) -> list[dict]:
@@ -88,7 +94,8 @@ def wd_effects(runs: pd.DataFrame, settings: Mapping | None, alpha: float) -> li
     if c.empty(runs) or wd_star is None:
         return []
     grid = c.of_kind(runs, "grid")
-    cells = [x for key, g in c.groups(grid) if (x := cell(key, g, settings, wd_star, alpha))]
+    cells = [x for key, g in c.groups(grid)
+             if (x := cell(key, g, grid_lr(settings, key.get("optimiser"), g), wd_star, alpha))]
     apply_holm(cells, alpha)
     return cells
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..figures.registry import figure_of
 from . import (c1_symmetry, c2_penalty, c3_gradients, c4_equilibrium, c5_intrinsic_lr,
-               c6_effect, c7_mechanism, c8_tuned)
+               c6_effect, c7_mechanism, c8_tuned, c9_protocols)
 from . import common as c
 
 Decide = Callable[[Mapping[str, pd.DataFrame], Mapping | None], c.Decision]
@@ -37,12 +37,22 @@ class Claim:
     literature: str                  # what the literature predicts
     decide: Decide
     constants: Mapping[str, float] = field(default_factory=dict)  # fixed, stated too
+    scope: str = "main"  # the protocol whose rows it reads ("all": every protocol, C9)
 
     @classmethod
     def from_module(cls, module: ModuleType) -> "Claim":
         return cls(module.ID, module.TITLE, tuple(module.TABLES), module.TEST, module.RULE,
                    dict(module.TOLERANCES), module.ARTICLE, module.LITERATURE,
-                   module.decide, dict(getattr(module, "CONSTANTS", {})))
+                   module.decide, dict(getattr(module, "CONSTANTS", {})),
+                   getattr(module, "SCOPE", "main"))
+
+    def rows(self, tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Its tables, limited to the main protocol's rows unless its scope is all."""
+        own = {name: tables[name] for name in self.tables if tables.get(name) is not None}
+        if self.scope == "all":
+            return own
+        return {name: df[df["protocol"] == "main"] if "protocol" in df.columns else df
+                for name, df in own.items()}
 
     @property
     def figure(self) -> str:
@@ -77,12 +87,12 @@ class Claim:
         return out
 
     def evaluate(self, tables: Mapping[str, pd.DataFrame], settings: Mapping | None) -> dict:
-        return self.record(self.decide(dict(tables), settings), settings)
+        return self.record(self.decide(self.rows(tables), settings), settings)
 
 
 REGISTRY: dict[str, Claim] = {x.id: x for x in map(Claim.from_module, (
     c1_symmetry, c2_penalty, c3_gradients, c4_equilibrium, c5_intrinsic_lr, c6_effect,
-    c7_mechanism, c8_tuned))}
+    c7_mechanism, c8_tuned, c9_protocols))}
 
 #: Every table a registered claim reads, in first-use order.
 TABLE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(t for x in REGISTRY.values() for t in x.tables))

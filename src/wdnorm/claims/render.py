@@ -42,19 +42,32 @@ def compact(obj) -> str:
     return str(obj)
 
 
+def stability_text(x: Mapping) -> str:
+    """'0.97 of 200 resamples' or 'FRAGILE: 0.71 of 200 resamples'."""
+    s = x.get("stability") or {}
+    if not s.get("resamples"):
+        return s.get("note", "n/a")
+    share = f"{s['agreement']:.2f} of {s['resamples']} seed resamples agree"
+    return f"FRAGILE: {share}" if s.get("fragile") else share
+
+
 def verdict_table(items) -> list[str]:
-    lines = ["| claim | verdict | test | n | key numbers |", "|---|---|---|---|---|"]
+    lines = ["| claim | verdict | stability | test | n | key numbers |",
+             "|---|---|---|---|---|---|"]
     for x in items:
+        fragile = " (fragile)" if (x.get("stability") or {}).get("fragile") else ""
         lines.append("| " + " | ".join(escape(v) for v in (
-            f"{x['id']} {x['title']}", f"**{x['verdict']}**", x["test"], compact(x["n"]),
-            x["key_numbers"])) + " |")
+            f"{x['id']} {x['title']}", f"**{x['verdict']}**{fragile}", stability_text(x),
+            x["test"], compact(x["n"]), x["key_numbers"])) + " |")
     return lines
 
 
 def claim_section(x: Mapping) -> list[str]:
     tables = ", ".join(f"`{t}`" for t in x["tables"])
-    return [f"## {x['id']} {x['title']}: {x['verdict']}", "", x["summary"], "",
+    fragile = " (fragile)" if (x.get("stability") or {}).get("fragile") else ""
+    return [f"## {x['id']} {x['title']}: {x['verdict']}{fragile}", "", x["summary"], "",
             f"- Test: {x['test']}", f"- Rule: {x['rule']}",
+            f"- Stability: {stability_text(x)}",
             f"- Tolerance: `{compact(x['tolerance'])}`", f"- n: `{compact(x['n'])}`",
             f"- Article: {x['prediction_article']}",
             f"- Literature: {x['prediction_literature']}",

@@ -70,6 +70,13 @@ def _checked(options: dict[str, Any]) -> dict[str, Any]:
     return {key: number(key, **limits[key]) for key in options}
 
 
+def train_split_size(options: Mapping[str, Any] | None = None) -> int:
+    """The generator's training split size: num_samples // 10 sequences per class, the
+    first int(n · train_split) of them (mnist1d.data.make_dataset's own rule)."""
+    args = generator_args(options)
+    return int((args["num_samples"] // 10) * 10 * args["train_split"])
+
+
 @contextlib.contextmanager
 def _global_rng_preserved() -> Iterator[None]:
     """Restore Python's and numpy's global RNG states on exit (make_dataset reseeds them)."""

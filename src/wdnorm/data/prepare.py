@@ -35,6 +35,10 @@ SUBSET_NOTE = ("torch.randperm(n_train_full, generator=torch.Generator()"
                ".manual_seed(subset_seed)): training = [:n_train], validation = "
                "[n_train:n_train + n_validation], each sorted")
 
+STRATIFIED_NOTE = ("per class (stratified): each class's indices permuted by one "
+                   "torch.Generator().manual_seed(subset_seed); its share of n_train, then "
+                   "of n_validation (largest remainders), each sorted")
+
 _CHUNK = 4096  # rows per chunk when standardising (bounds float64 temporaries)
 
 
@@ -106,6 +110,38 @@ def subset_indices(n_full: int, n_train: int | None, seed: int,
             torch.sort(order[n_fit:n_fit + n_validation]).values)
 
 
+def stratified_subset_indices(labels: np.ndarray, n_train: int | None, seed: int,
+                              n_validation: int = 0) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """:func:`subset_indices` drawn per class: each class gets its share of the training
+    subset and of the validation split (largest remainders where the sizes do not
+    divide), each class's draw from one fixed-seed permutation of its indices."""
+    labels = np.asarray(labels)
+    n_full = len(labels)
+    n_fit = n_full - n_validation if n_train is None else int(n_train)
+    subset_indices(n_full, n_train, seed, n_validation)  # the same checks, the same errors
+    if n_train is None and not n_validation:
+        return None, torch.zeros(0, dtype=torch.long)
+    classes = np.unique(labels)
+    counts = np.array([(labels == c).sum() for c in classes])
+    fit, val = _shares(counts, n_fit), _shares(counts, n_validation)
+    generator = torch.Generator().manual_seed(int(seed))
+    train_idx, val_idx = [], []
+    for c, n_c, v_c in zip(classes, fit, val):
+        idx = torch.from_numpy(np.flatnonzero(labels == c))
+        order = idx[torch.randperm(len(idx), generator=generator)]
+        train_idx.append(order[:n_c])
+        val_idx.append(order[n_c:n_c + v_c])
+    return torch.sort(torch.cat(train_idx)).values, torch.sort(torch.cat(val_idx)).values
+
+
+def _shares(counts: np.ndarray, total: int) -> np.ndarray:
+    """``total`` split across classes in proportion to ``counts`` (largest remainders)."""
+    exact = counts * total / counts.sum()
+    shares = np.floor(exact).astype(int)
+    shares[np.argsort(-(exact - shares), kind="stable")[:total - shares.sum()]] += 1
+    return np.minimum(shares, counts)
+
+
 def standardise(x_train: np.ndarray, *others: np.ndarray) -> tuple[torch.Tensor, ...]:
     """Flatten to ``[N, D]`` and standardise the training set and ``others`` with the
     training statistics (float64 accumulation in fixed-size chunks, float32 output;
@@ -141,7 +177,10 @@ def prepare(name: str, raw_dir: str | os.PathLike | None, n_train: int | None = 
     dataset = get(name)
     raw = load_raw(name, raw_dir, download=download, options=options)
     n_full = len(raw.x_train)
-    idx, val_idx = subset_indices(n_full, n_train, subset_seed, n_validation)
+    if dataset.stratified:
+        idx, val_idx = stratified_subset_indices(raw.y_train, n_train, subset_seed, n_validation)
+    else:
+        idx, val_idx = subset_indices(n_full, n_train, subset_seed, n_validation)
     x_tr, y_tr = raw.x_train, raw.y_train
     if idx is not None:
         x_tr, y_tr = x_tr[idx.numpy()], y_tr[idx.numpy()]
@@ -154,6 +193,8 @@ def prepare(name: str, raw_dir: str | os.PathLike | None, n_train: int | None = 
     )
     prepared.meta = _meta(dataset, raw, prepared, n_full=n_full,
                           subset_seed=subset_seed, subset=idx is not None, raw_dir=raw_dir)
+    if dataset.stratified and idx is not None:
+        prepared.meta["subset"] = STRATIFIED_NOTE
     return prepared
 
 

@@ -27,7 +27,7 @@ class Schedules:
     group_factor: np.ndarray   # [T, M]: LR factor of each member's group layers
     eps_factor: np.ndarray     # [T+1, M]: factor of every norm's ε
     k: np.ndarray              # [T+1, M]: k_t (1 for members that are not equivalents)
-    scale: np.ndarray          # [T]: LR factor s_t of every other layer
+    scale: np.ndarray          # [T, M]: each member's LR factor s_t on every other layer
 
 
 def lr_scale(schedule: str, steps: int, decay_fraction: float = 1.0) -> np.ndarray:
@@ -69,23 +69,33 @@ def k_sequence(lr: float, weight_decay: float, momentum: float, steps: int,
     return k
 
 
+def member_scales(schedules: list[tuple[str, float]], steps: int) -> np.ndarray:
+    """[T, M]: each member's s_t from its (lr_schedule, lr_decay_fraction), computed once
+    per distinct schedule."""
+    by_schedule = {sched: lr_scale(sched[0], steps, sched[1]) for sched in set(schedules)}
+    return np.stack([by_schedule[sched] for sched in schedules], axis=1) if schedules \
+        else np.ones((steps, 0))
+
+
 def member_schedules(kinds: list[str], lrs: list[float], weight_decays: list[float],
-                     momentum: float, steps: int, scale: np.ndarray | None = None
+                     momentum: float, steps: int, scales: np.ndarray | None = None
                      ) -> Schedules:
-    """Per member and step, the schedules of :class:`Schedules`.
+    """Per member and step, the schedules of :class:`Schedules`; ``scales`` [T, M] are
+    the members' s_t (constant when None).
 
     The group factor multiplies the member's learning rate on its group layers at step t
     (s_t/(k_t k_{t+1}) for exact and schedule members, s_t otherwise); the ε factor
     multiplies every norm's ε when the parameters are w_t (1/k_t² for exact members, 1
     otherwise); every other layer's learning rate is the member's times s_t."""
-    s = np.ones(steps) if scale is None else np.asarray(scale, dtype=np.float64)
     m = len(kinds)
-    group_factor = np.repeat(s[:, None], m, axis=1)
+    s_all = np.ones((steps, m)) if scales is None else np.asarray(scales, dtype=np.float64)
+    group_factor = s_all.copy()
     eps_factor = np.ones((steps + 1, m))
     k_all = np.ones((steps + 1, m))
     for i, (kind, lr, wd) in enumerate(zip(kinds, lrs, weight_decays)):
         if kind not in ("exact", "schedule"):
             continue
+        s = s_all[:, i]
         k = k_sequence(lr, wd, momentum, steps, s)
         if not (k > 0).all():
             raise ValueError(f"k_t of the LR-schedule equivalent (lr={lr:g}, λ={wd:g}, "
@@ -100,4 +110,4 @@ def member_schedules(kinds: list[str], lrs: list[float], weight_decays: list[flo
         raise ValueError(f"the LR-schedule equivalents' factors reach {worst:.3g} within "
                          f"{steps} steps (beyond float32): lower λ or the number of steps "
                          f"of the equivalent runs")
-    return Schedules(group_factor, eps_factor, k_all, s)
+    return Schedules(group_factor, eps_factor, k_all, s_all)

@@ -51,14 +51,15 @@ class Hyper:
 
     def set_schedules(self, sched) -> None:
         """Every step's layer LRs [T, M, L], other LRs [T, M] and ε [T+1, M] from the
-        slab's :class:`~wdnorm.engine.schedules.Schedules`."""
+        slab's :class:`~wdnorm.engine.schedules.Schedules` (``scale`` is [T, M]: each
+        member's own learning-rate schedule)."""
         as64 = lambda a: torch.as_tensor(a, dtype=torch.float64, device=self.device)  # noqa: E731
         f, s = as64(sched.group_factor), as64(sched.scale)
         base = self.lr_base.double().unsqueeze(0)
         lr = torch.where(self.group.unsqueeze(0), base * f.unsqueeze(2),
-                         base * s.view(-1, 1, 1))
+                         base * s.unsqueeze(2))
         self.lr_layer = lr.to(self.dtype)
-        self.lr_steps = (self.lr_other.double().unsqueeze(0) * s.view(-1, 1)).to(self.dtype)
+        self.lr_steps = (self.lr_other.double().unsqueeze(0) * s).to(self.dtype)
         self.eps = (self.eps_base.double() * as64(sched.eps_factor)).to(self.dtype)
         # Adam's step count as tensors made once: a tensor made per step from a python
         # number would wait for the GPU every step
@@ -74,13 +75,19 @@ class Hyper:
                 "t": self.t[step]}
 
 
-def prepare_slab(cfg: SlabConfig, members: list[Member], device, dtype, total: int):
+def prepare_slab(cfg: SlabConfig, members: list[Member], device, dtype, total: int,
+                 length: int | None = None):
     """(SlabState, Hyper with its schedules set, StepPlan, Schedules): everything a slab
-    needs before its first step (the trainer and the benchmark start here)."""
+    needs before its first step (the trainer and the benchmark start here). ``total``:
+    the steps to train; ``length``: the run's full length, which every schedule spans
+    (default ``total``; longer when only a prefix is trained, as the audit's replay
+    does, so the prefix follows the run's own schedule)."""
+    length = total if length is None else length
     sched = schedules.member_schedules(
         [m.kind for m in members], [m.lr for m in members], [m.weight_decay for m in members],
-        cfg.optimiser.hyper["momentum"], total,
-        schedules.lr_scale(cfg.lr_schedule, total, cfg.lr_decay_fraction))
+        cfg.optimiser.hyper["momentum"], length,
+        schedules.member_scales([(m.lr_schedule, m.lr_decay_fraction) for m in members],
+                                length))
     st, hyper, plan = initial_state(cfg, members, device, dtype, total)
     hyper.set_schedules(sched)
     return st, hyper, plan, sched

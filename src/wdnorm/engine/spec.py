@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from types import MappingProxyType
 
 from .. import archs, models, optimisers
 from ..config import optimiser_hyper_defaults
-from ..layout import run_id
+from ..layout import run_id, schedule_tag
 
 # grid: the run with weight decay. The others stand for the grid run (lr, weight_decay,
 # seed) of the same slab without weight decay on the architecture's group layers:
@@ -61,23 +61,34 @@ class OptimiserConfig:
 
 @dataclass(frozen=True)
 class Member:
+    """One run of a slab: its learning rate, weight decay, seed, kind and learning-rate
+    schedule (members of one slab may differ in all of them), and the protocol that
+    asked for it (a label, not part of its identity)."""
     lr: float
     weight_decay: float
     seed: int
     kind: str = "grid"
+    lr_schedule: str = "constant"   # constant | cosine (to 0 after the last step)
+    lr_decay_fraction: float = 1.0  # cosine: the decay spans this last fraction of steps
+    protocol: str = field(default="main", compare=False)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown run kind {self.kind!r}; valid: {', '.join(KINDS)}")
+        schedule_tag(self.lr_schedule, self.lr_decay_fraction)  # a clear error if unknown
+        if not 0 < self.lr_decay_fraction <= 1:
+            raise ValueError(f"lr_decay_fraction must be in (0, 1], got "
+                             f"{self.lr_decay_fraction!r}")
 
     @property
     def run_id(self) -> str:
-        return run_id(self.lr, self.weight_decay, self.seed, self.kind)
+        return run_id(self.lr, self.weight_decay, self.seed, self.kind, self.lr_schedule,
+                      self.lr_decay_fraction)
 
     @property
     def reference(self) -> "Member":
         """The grid run a non-grid member stands for (itself for a grid member)."""
-        return Member(self.lr, self.weight_decay, self.seed)
+        return replace(self, kind="grid")
 
 
 @dataclass(frozen=True)
@@ -97,8 +108,6 @@ class SlabConfig:
     bn_momentum: float = 0.1
     trace: bool = True          # per-step, per-layer dynamics (C3-C5 need them)
     dtype: str = "float32"      # float64 for the exact-equivalence probe
-    lr_schedule: str = "constant"  # constant | cosine (to 0 after the last step)
-    lr_decay_fraction: float = 1.0  # cosine: the decay spans this last fraction of steps
 
     def __post_init__(self):
         archs.check_architecture(self.arch)
@@ -106,11 +115,6 @@ class SlabConfig:
         for name in ("epochs", "batch_size", "eval_every", "final_evals"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
-        if not 0 < self.lr_decay_fraction <= 1:
-            raise ValueError(f"lr_decay_fraction must be in (0, 1], got "
-                             f"{self.lr_decay_fraction!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
 
@@ -129,9 +133,7 @@ class SlabConfig:
                       optimiser=OptimiserConfig(entry["algorithm"], **hyper),
                       decay_scope=settings["decay_scope"], epochs=training["epochs"],
                       batch_size=training["batch_size"], eval_every=training["eval_every"],
-                      final_evals=training["final_evals"],
-                      lr_schedule=training["lr_schedule"],
-                      lr_decay_fraction=training["lr_decay_fraction"])
+                      final_evals=training["final_evals"])
         return cls(**{**values, **overrides})
 
     @property

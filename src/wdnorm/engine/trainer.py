@@ -87,9 +87,11 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
     if cfg.batch_size > n_train:
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_train} training samples")
     steps_per_epoch = n_train // cfg.batch_size
-    total = cfg.epochs * steps_per_epoch if max_steps is None else min(
-        cfg.epochs * steps_per_epoch, max_steps)
-    st, hyper, plan, sched = prepare_slab(cfg, members, device, dtype, total)
+    # the schedules always span the run's full length; max_steps only stops it early (a
+    # replayed prefix then follows the run's own learning rates)
+    length = cfg.epochs * steps_per_epoch
+    total = length if max_steps is None else min(length, max_steps)
+    st, hyper, plan, sched = prepare_slab(cfg, members, device, dtype, total, length)
     key = slab_state.fingerprint(cfg.to_dict(), [m.run_id for m in members], total, data_id,
                                  str(device))
     if checkpoint is not None and slab_state.load_into(checkpoint.path, st, key):
@@ -223,7 +225,7 @@ def _result(cfg, members, st, hyper: Hyper, plan: StepPlan, k, compiled) -> Slab
         end = torch.stack([params[n].detach().square().sum((1, 2)) for n in plan.linear_names], 1)
         trace["sq_norm"] = np.concatenate([trace["sq_norm"], end.cpu().numpy()[None]])
     if any(m.kind in ("exact", "schedule") for m in members):
-        trace["k"] = k
+        trace["k"] = k[:st.step + 1]  # k_0 .. k_T of the steps trained
     history = {key: (np.array(v) if key in ("epoch", "step") else torch.stack(v).numpy())
                for key, v in st.history.items()}
     return SlabResult(cfg=cfg, members=list(members), state=state, history=history,

@@ -25,17 +25,18 @@ VARIANTS = ("exact", "schedule")
 
 
 def probe_arch(arch: str, settings: dict, x, y, *, weight_decay: float, steps: int,
-               tol: float, seed: int = 0) -> list[dict]:
+               tol: float, schedule: dict, seed: int = 0) -> list[dict]:
     """Rows of one architecture: one per equivalent variant. ``settings``: the runs'
     :func:`wdnorm.provenance.training_values` (the optimiser entry's ``lr`` is the one
-    probed); the probe trains in float64, without trace or evaluations."""
+    probed), ``schedule``: their ``lr_schedule`` and ``lr_decay_fraction``; the probe
+    trains in float64, without trace or evaluations."""
     lr, batch_size = float(settings["optimiser"]["lr"]), settings["training"]["batch_size"]
     cfg = SlabConfig.from_settings(
         arch, {"d_in": x.shape[1], "n_classes": int(y.max()) + 1}, settings,
         epochs=steps // (len(x) // batch_size) + 1, eval_every=10 ** 6, final_evals=1, trace=False,
         dtype="float64")
-    members = [Member(lr, weight_decay, seed)] + [Member(lr, weight_decay, seed, v)
-                                                   for v in VARIANTS]
+    members = [Member(lr, weight_decay, seed, **schedule)] + [
+        Member(lr, weight_decay, seed, v, **schedule) for v in VARIANTS]
     result = train_slab(cfg, members, x, y, x[:batch_size], y[:batch_size], max_steps=steps)
     loss = result.trace["loss"].astype(np.float64)
     momentum = cfg.optimiser.hyper["momentum"]
@@ -53,13 +54,13 @@ def probe_arch(arch: str, settings: dict, x, y, *, weight_decay: float, steps: i
 
 
 def equivalence_table(arch_list, settings: dict, prepared, *, dataset: str, optimiser: str,
-                      weight_decay: float, steps: int = 300,
+                      weight_decay: float, schedule: dict, steps: int = 300,
                       tol: float = 1e-8) -> pd.DataFrame:
     """The probe for every architecture (on the prepared training set, float64)."""
     x, y = prepared.x_train.double(), prepared.y_train
     rows = []
     for arch in arch_list:
         for row in probe_arch(arch, settings, x, y, weight_decay=weight_decay, steps=steps,
-                              tol=tol):
+                              tol=tol, schedule=schedule):
             rows.append(dict(dataset=dataset, optimiser=optimiser, **row))
     return pd.DataFrame(rows, columns=COLUMNS)

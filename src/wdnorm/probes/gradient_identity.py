@@ -109,8 +109,7 @@ def gradient_identity_table(arch_list: Sequence[str], model_cfg: dict, batch_siz
     settings = {"model": model_cfg, "decay_scope": "hidden",
                 "optimiser": {"algorithm": "sgd", "momentum": 0.0},
                 "training": {"epochs": epochs, "batch_size": batch_size, "eval_every": epochs,
-                             "final_evals": 1, "lr_schedule": "constant",
-                             "lr_decay_fraction": 1.0}}
+                             "final_evals": 1}}
 
     def with_eps(eps: float) -> dict:
         return {**settings, "model": {**model_cfg, "norm_eps": eps}}

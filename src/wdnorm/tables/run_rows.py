@@ -18,8 +18,9 @@ import numpy as np
 from ..frames import first_exceeding
 
 RUNS_COLUMNS = [
-    "dataset", "optimiser", "arch", "kind", "run_id", "reference", "lr", "grid_lr",
-    "weight_decay", "seed", "algorithm", "momentum", "beta1", "decay_scope", "status",
+    "dataset", "optimiser", "arch", "protocol", "kind", "run_id", "reference", "lr",
+    "grid_lr", "weight_decay", "seed", "lr_schedule", "lr_decay_fraction", "n_train",
+    "algorithm", "momentum", "beta1", "decay_scope", "status",
     "diverged_step", "steps", "n_classes", "train_loss", "train_acc", "val_loss", "val_acc",
     "test_loss", "test_acc", "gen_gap_loss", "gen_gap_acc", "test_acc_last", "min_var_ratio",
     "hidden_penalty", "head_sq_norm", "is_matched_pair", "loss_track_steps",
@@ -56,10 +57,12 @@ def run_identity(metrics: dict, matched_pairs: Iterable = ()) -> dict:
     lr, wd = float(metrics["lr"]), float(metrics["weight_decay"])
     kind = metrics.get("kind", "grid")
     return dict(dataset=metrics["dataset"], optimiser=metrics["optimiser"],
-                arch=metrics["arch"], kind=kind, run_id=metrics["run_id"],
-                reference=metrics.get("reference"), lr=lr,
+                arch=metrics["arch"], protocol=metrics.get("protocol", "main"), kind=kind,
+                run_id=metrics["run_id"], reference=metrics.get("reference"), lr=lr,
                 grid_lr=float(metrics.get("grid_lr") or "nan"), weight_decay=wd,
-                seed=int(metrics["seed"]), **optimiser_fields(metrics),
+                seed=int(metrics["seed"]), lr_schedule=metrics.get("lr_schedule"),
+                lr_decay_fraction=metrics.get("lr_decay_fraction"),
+                **optimiser_fields(metrics),
                 status=metrics["status"],
                 is_matched_pair=kind == "grid" and is_matched(lr, wd, matched_pairs))
 
@@ -94,6 +97,7 @@ def run_row(metrics: dict, trace: dict, matched_pairs: Iterable = (),
     row = run_identity(metrics, matched_pairs)
     final, last = metrics.get("final") or {}, metrics.get("final_last") or {}
     row.update(decay_scope=metrics.get("slab", {}).get("decay_scope"),
+               n_train=metrics.get("n_train"),
                diverged_step=metrics.get("diverged_step"), steps=int(metrics["steps"]),
                n_classes=int(metrics.get("n_classes") or metrics["slab"]["n_classes"]),
                **{k: _number(final.get(k)) for k in FINAL_KEYS},

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import runs
 from .dynamics_rows import DYNAMICS_COLUMNS, dynamics_rows
+from .history_rows import HISTORY_COLUMNS, history_rows
 from .penalty_rows import (PENALTY_BISECT, PENALTY_COLUMNS, PENALTY_CURVE_COLUMNS,
                            PENALTY_MAX_ROWS, loss_rows, penalty_rows)
 from .run_rows import RUNS_COLUMNS, run_row
@@ -28,26 +29,37 @@ def _grid_first(run_dirs: Iterable[Path]) -> list[tuple[Path, dict]]:
     return sorted(loaded, key=lambda dm: dm[1].get("kind", "grid") != "grid")
 
 
+def penalty_measured(metrics: dict) -> bool:
+    """C2 measures the removable penalty of the main protocol's grid runs at the
+    optimiser's learning rate (its lr grid and C9's variants add runs, not evidence
+    about the symmetry, at a cost per run)."""
+    grid_lr = metrics.get("grid_lr")
+    return metrics.get("protocol", "main") == "main" and (
+        grid_lr is None or np.isclose(float(metrics["lr"]), float(grid_lr)))
+
+
 def slab_tables(slab_json, prepared, matched_pairs: Iterable = (),
                 curve_weight_decay: float | None = None, *,
                 penalty_max_rows: int | None = PENALTY_MAX_ROWS,
                 n_bisect: int = PENALTY_BISECT,
                 progress: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
-    """The four per-slab tables, keyed by :data:`wdnorm.tables.SLAB_TABLES`.
+    """The per-slab tables, keyed by :data:`wdnorm.tables.SLAB_TABLES`.
     ``prepared``: the dataset (its training rows are the penalty's loss);
     ``matched_pairs``: claim C5's (lr, λ) pairs; ``curve_weight_decay``: the claims λ,
     whose lowest-seed grid run gets the penalty curve. Traces are read one run at a time; only the grid runs' per-step losses
     are kept, for the non-grid members' ``loss_track_steps``."""
     pairs = [tuple(map(float, p)) for p in (matched_pairs or [])]
-    run_rows, dyn_rows, grid_runs = [], [], []
+    run_rows, dyn_rows, hist_rows, grid_runs = [], [], [], []
     losses: dict[str, np.ndarray] = {}
     for run_dir, metrics in _grid_first(runs.slab_run_dirs(slab_json)):
         trace = runs.read_trace(run_dir)
         if metrics.get("kind", "grid") == "grid":
             losses[metrics["run_id"]] = np.asarray(trace["loss"], dtype=np.float64)
             dyn_rows.extend(dynamics_rows(metrics, trace, pairs))
-            grid_runs.append((run_dir, metrics))
+            if penalty_measured(metrics):
+                grid_runs.append((run_dir, metrics))
         run_rows.append(run_row(metrics, trace, pairs, losses.get(metrics.get("reference"))))
+        hist_rows.extend(history_rows(metrics))
     x, y = loss_rows(prepared.x_train, prepared.y_train, penalty_max_rows)
     pen_rows, curve_rows = penalty_rows(grid_runs, x, y, pairs, curve_weight_decay,
                                         n_bisect=n_bisect)
@@ -57,5 +69,6 @@ def slab_tables(slab_json, prepared, matched_pairs: Iterable = (),
                                f"{len(run_rows)} runs, {len(pen_rows)} penalty rows, "
                                f"{len(curve_rows)} curve rows")
     return dict(runs=frame(run_rows, RUNS_COLUMNS), dynamics=frame(dyn_rows, DYNAMICS_COLUMNS),
+                history=frame(hist_rows, HISTORY_COLUMNS),
                 penalty=frame(pen_rows, PENALTY_COLUMNS),
                 penalty_curve=frame(curve_rows, PENALTY_CURVE_COLUMNS))
