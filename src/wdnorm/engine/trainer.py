@@ -69,7 +69,8 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
                checkpoint: Checkpointing | None = None, data_id: str = "",
                x_val: torch.Tensor | None = None,
                y_val: torch.Tensor | None = None) -> SlabResult:
-    """Train every member for ``cfg.epochs`` epochs (or ``max_steps`` steps), resuming
+    """Train every member for ``cfg.epochs`` epochs (or stop after ``max_steps`` steps:
+    the schedules are the full run's either way), resuming
     from ``checkpoint`` when it holds a matching earlier state. Each evaluation also
     scores the validation split ``x_val, y_val`` when it has rows (NaN otherwise)."""
     check_members(cfg, members)
@@ -87,9 +88,14 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
     if cfg.batch_size > n_train:
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_train} training samples")
     steps_per_epoch = n_train // cfg.batch_size
-    total = cfg.epochs * steps_per_epoch if max_steps is None else min(
-        cfg.epochs * steps_per_epoch, max_steps)
-    st, hyper, plan, sched = prepare_slab(cfg, members, device, dtype, total)
+    # The schedules (the LR's cosine tail, the equivalents' k_t) always span the run's
+    # own length; max_steps only stops early, so a short run is the full run's prefix.
+    run_steps = cfg.epochs * steps_per_epoch
+    total = run_steps if max_steps is None else min(run_steps, max_steps)
+    st, hyper, plan, sched = prepare_slab(cfg, members, device, dtype, run_steps)
+    if total < run_steps:  # the records cover the steps trained, not the schedules'
+        st.trace = {name: record[:total] for name, record in st.trace.items()}
+        sched = replace(sched, k=sched.k[:total + 1])
     key = slab_state.fingerprint(cfg.to_dict(), [m.run_id for m in members], total, data_id,
                                  str(device))
     if checkpoint is not None and slab_state.load_into(checkpoint.path, st, key):
