@@ -4,20 +4,20 @@ but not in the config are notes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from . import tree
 from .common import RunRef, SlabRef, expected_runs, has_manifest
 from .report import Check
 
 
-def check_completeness(root: Path, refs: list[RunRef], config: dict | None) -> Check:
+def check_completeness(listing: tree.Listing, refs: list[RunRef],
+                       config: dict | None) -> Check:
     check = Check("completeness")
     if config is None:
         return check.skip(f"{len(refs)} runs found; pass --config to check them against "
                           "the config's grid")
     expected = expected_runs(config)
-    missing = [r for r in expected if not has_manifest(root, r)]
-    check.problems += _missing_lines(root, expected, missing)
+    missing = [r for r in expected if not has_manifest(listing, r)]
+    check.problems += _missing_lines(listing, expected, missing)
     extra = sorted(set(refs) - set(expected))
     if extra:
         check.notes.append(f"{len(extra)} run directories are not in the config's grid")
@@ -28,7 +28,8 @@ def check_completeness(root: Path, refs: list[RunRef], config: dict | None) -> C
     return check.finish(f"{present} of {len(expected)} runs of the config's grid present")
 
 
-def _missing_lines(root: Path, expected: list[RunRef], missing: list[RunRef]) -> list[str]:
+def _missing_lines(listing: tree.Listing, expected: list[RunRef],
+                   missing: list[RunRef]) -> list[str]:
     """One line per missing run; one per slab when a whole slab is absent."""
     by_slab: dict[SlabRef, list[RunRef]] = {}
     for ref in expected:
@@ -36,9 +37,14 @@ def _missing_lines(root: Path, expected: list[RunRef], missing: list[RunRef]) ->
     out = []
     for slab, members in sorted(by_slab.items()):
         gone = [r for r in members if r in missing]
-        if len(gone) == len(members) > 1 and not slab.path(root).is_dir():
+        if len(gone) == len(members) > 1 and slab.rel not in listing.dirs:
             out.append(f"{slab.rel}/: all {len(gone)} runs missing")
             continue
-        out += [f"{r.rel}: " + ("incomplete (no manifest)" if r.path(root).is_dir()
-                                else "missing") for r in gone]
+        out += [f"{r.rel}: {_why_missing(listing, r)}" for r in gone]
     return out
+
+
+def _why_missing(listing: tree.Listing, ref: RunRef) -> str:
+    if ref.rel in listing.links:
+        return "a symbolic link, not followed (integrity names it)"
+    return "incomplete (no manifest)" if ref.rel in listing.dirs else "missing"

@@ -13,11 +13,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .. import fileio
 from ..config import learning_rates
 from .. import provenance as records
-from ..layout import Layout, run_id
-from .common import GRID, RunRef, differences, read_json, same
+from ..layout import run_id
+from . import tree
+from .common import GRID, RunRef, differences, prepared_file, read_json, same
 from .report import Check
 
 # Provenance fields a run needs to be audited (wdnorm.provenance.collect writes them).
@@ -39,7 +39,7 @@ def check_provenance(root: Path, refs: list[RunRef], config: dict | None, data_d
         if prov is None:
             continue
         values = prov["config_values"]
-        metrics, error = read_json(ref.path(root) / "metrics.json")
+        metrics, error = read_json(root, ref.path(root) / "metrics.json")
         if error or not isinstance(metrics, dict):
             check.problems.append(f"{ref.rel}/metrics.json: {error or 'not a JSON object'}")
             metrics = None
@@ -67,7 +67,7 @@ def check_provenance(root: Path, refs: list[RunRef], config: dict | None, data_d
 def read_provenance(root: Path, ref: RunRef) -> tuple[dict | None, list[str]]:
     """A run's provenance record when it is complete and its hash holds."""
     where = f"{ref.rel}/provenance.json"
-    prov, error = read_json(ref.path(root) / "provenance.json")
+    prov, error = read_json(root, ref.path(root) / "provenance.json")
     if error or not isinstance(prov, dict):
         return None, [f"{where}: {error or 'not a JSON object'}"]
     lacking = [k for k in REQUIRED if k not in prov]
@@ -283,13 +283,15 @@ def _dataset_findings(check: Check, dataset_shas: dict, data_dir: Path) -> dict:
     report = {}
     for dataset, shas in sorted(dataset_shas.items()):
         distinct = sorted(set(shas.values()))
-        local = Layout(data=data_dir).prepared(dataset)
-        local_sha = fileio.sha256_file(local) if local.is_file() else None
+        local, unreadable = prepared_file(data_dir, dataset)
+        local_sha = tree.sha256(data_dir, local) if unreadable is None else None
         report[dataset] = {"recorded": distinct, "local": local_sha, "local_path": str(local)}
         if len(distinct) > 1:
             check.problems.append(f"runs of {dataset} were trained on {len(distinct)} "
                                   f"different prepared datasets: {', '.join(distinct)}")
-        if local_sha is None:
+        if unreadable not in (None, "missing"):
+            check.problems.append(f"{local}: {unreadable}")
+        elif local_sha is None:
             check.notes.append(f"no prepared {dataset} at {local}: its sha256 is not "
                                "checked against the runs'")
         elif local_sha not in distinct:

@@ -15,9 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import fileio
-from ..layout import Layout
-from .common import RunRef, has_manifest, read_json
+from . import tree
+from .common import RunRef, has_manifest, prepared_file, read_json
 from .report import Check
 
 DEFAULT_REPLAY_STEPS = 50
@@ -27,8 +26,8 @@ DEFAULT_RTOL = 1e-3
 DEFAULT_ATOL = 1e-6
 
 
-def check_replay(root: Path, refs: list[RunRef], data_dir: Path, k: int, seed: int,
-                 steps: int = DEFAULT_REPLAY_STEPS, rtol: float = DEFAULT_RTOL,
+def check_replay(listing: tree.Listing, refs: list[RunRef], data_dir: Path, k: int,
+                 seed: int, steps: int = DEFAULT_REPLAY_STEPS, rtol: float = DEFAULT_RTOL,
                  atol: float = DEFAULT_ATOL, device: str = "cpu",
                  log: Callable[[str], None] | None = None) -> Check:
     check = Check("replay")
@@ -36,7 +35,7 @@ def check_replay(root: Path, refs: list[RunRef], data_dir: Path, k: int, seed: i
                      "atol": atol, "device": device, "runs": []}
     if k <= 0:
         return check.skip("no runs replayed (use --replay K)")
-    candidates = [r for r in refs if has_manifest(root, r)]
+    candidates = [r for r in refs if has_manifest(listing, r)]
     if not candidates:
         check.problems.append("no complete run to replay")
         return check.finish("nothing replayed")
@@ -48,8 +47,8 @@ def check_replay(root: Path, refs: list[RunRef], data_dir: Path, k: int, seed: i
     for ref in picks:
         if log:
             log(f"replaying {ref.rel}")
-        entry = replay_one(root, ref, _dataset(data_dir, ref.dataset, datasets), steps,
-                           rtol, atol, device)
+        entry = replay_one(listing.root, ref, _dataset(data_dir, ref.dataset, datasets),
+                           steps, rtol, atol, device)
         check.details["runs"].append(entry)
         n_ok += entry["ok"]
         if not entry["ok"]:
@@ -60,14 +59,15 @@ def check_replay(root: Path, refs: list[RunRef], data_dir: Path, k: int, seed: i
 
 def _dataset(data_dir: Path, dataset: str, cache: dict) -> tuple[Any, str | None, str]:
     """``(prepared, sha256, path)`` of a prepared dataset; prepared is None (and the path
-    says why) when it is absent or unreadable."""
+    says why) when it is absent, a link (refused) or unreadable."""
     if dataset not in cache:
         from .. import data
-        path = Layout(data=data_dir).prepared(dataset)
-        if not path.is_file():
-            cache[dataset] = (None, None, f"no prepared dataset at {path}")
+        path, unreadable = prepared_file(data_dir, dataset)
+        if unreadable is not None:
+            cache[dataset] = (None, None, f"{path}: " + (
+                "no prepared dataset there" if unreadable == "missing" else unreadable))
             return cache[dataset]
-        sha = fileio.sha256_file(path)
+        sha = tree.sha256(data_dir, path)
         try:
             cache[dataset] = (data.load_prepared(path), sha, str(path))
         except Exception as error:  # noqa: BLE001 -- an unreadable dataset is a finding
@@ -110,13 +110,14 @@ def replay_one(root: Path, ref: RunRef, dataset: tuple, steps: int, rtol: float,
 
 
 def _read_run(root: Path, ref: RunRef) -> tuple[dict, dict, dict, str | None]:
-    """``(metrics, provenance, trace arrays, None)`` or why they cannot be read."""
+    """``(metrics, provenance, trace arrays, None)`` or why they cannot be read (never
+    through a link)."""
     run_dir = ref.path(root)
-    metrics, error = read_json(run_dir / "metrics.json")
-    prov, prov_error = read_json(run_dir / "provenance.json")
+    metrics, error = read_json(root, run_dir / "metrics.json")
+    prov, prov_error = read_json(root, run_dir / "provenance.json")
     trace: dict = {}
     try:
-        with np.load(run_dir / "trace.npz") as npz:
+        with tree.open_file(root, run_dir / "trace.npz") as handle, np.load(handle) as npz:
             trace = {key: np.asarray(npz[key]) for key in npz.files}
         if "loss" not in trace:
             raise KeyError("no loss")
