@@ -254,9 +254,21 @@ def test_slab_json_missing_or_not_matching_its_runs(site):
     slab = Layout(results=site / "results").slab_dir("digits", OPT, "plain")
     (slab / layout.SLAB_MANIFEST).unlink()
     shutil.copytree(_run(site), _run(site, run="lr0.05_wd0.1_s0"))
-    problems = run_audit(site).check("integrity").problems
+    # without a config nothing tells a leftover from a damaged slab
+    problems = run_audit(site, config=None).check("integrity").problems
     assert problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.1_s0: run directory not listed in slab.json",
+        "runs/digits/sgdm/ln/lr0.05_wd0.1_s0: run directory not listed in slab.json (with "
+        "--config, one outside its grid is stale)",
+        "runs/digits/sgdm/plain/slab.json: missing (the slab's training job did not finish)"]
+    # one in the config's grid but not in slab.json: the slab is not the config's
+    shutil.rmtree(_run(site, run="lr0.05_wd0.1_s0"))
+    ln_slab = _run(site).parent
+    listed = fileio.read_json(ln_slab / layout.SLAB_MANIFEST)
+    listed["members"].remove("lr0.05_wd0_s0")
+    del listed["manifests"]["lr0.05_wd0_s0"]
+    fileio.write_json(ln_slab / layout.SLAB_MANIFEST, listed)
+    assert run_audit(site).check("integrity").problems == [
+        "runs/digits/sgdm/ln/lr0.05_wd0_s0: run directory not listed in slab.json",
         "runs/digits/sgdm/plain/slab.json: missing (the slab's training job did not finish)"]
 
 
@@ -277,12 +289,16 @@ def test_completeness_needs_a_config_and_notes_runs_outside_it(site):
     report = run_audit(site, config=None)
     assert report.check("completeness").status == audit.SKIP and report.ok
     smaller = {**CONFIG, "architectures": ["ln"], "equivalents": {"kinds": ["exact"]}}
-    completeness = run_audit(site, config=smaller).check("completeness")
-    assert completeness.status == audit.PASS
-    # plain's two runs, and ln's schedule and mimic runs
-    assert completeness.notes[0] == "4 run directories are not in the config's grid"
-    assert "not in the grid: runs/digits/sgdm/plain/lr0.05_wd0_s0" in completeness.notes
+    report = run_audit(site, config=smaller)
+    completeness = report.check("completeness")
+    assert completeness.status == audit.PASS and report.ok
+    # ln's schedule and mimic runs: trained in the slab (slab.json lists them)
+    assert "2 run directories are not in the config's grid" in completeness.notes
     assert "not in the grid: runs/digits/sgdm/ln/lr0.05_wd0.01_s0_mimic" in completeness.notes
+    # plain's two runs: a slab the config lacks, so stale
+    assert completeness.details["stale"] == ["runs/digits/sgdm/plain/lr0.05_wd0.01_s0",
+                                             "runs/digits/sgdm/plain/lr0.05_wd0_s0"]
+    assert completeness.details["stale_slabs"] == ["runs/digits/sgdm/plain"]
 
 
 # --------------------------------------------------------------------------- provenance

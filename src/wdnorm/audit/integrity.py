@@ -1,7 +1,8 @@
 """Integrity: nothing under the results tree is a link (or a special file); every file of
 every run matches its ``MANIFEST.sha256``; every slab's ``slab.json`` (written last by
 its training job) lists exactly the slab's run directories with the sha256 of each
-one's manifest."""
+one's manifest. Stale run directories (:mod:`.stale`) are not part of the results and
+not checked."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from ..layout import RUN_FILES
 from . import tree
 from .common import RUN_DEPTH, SLAB_FILE, RunRef, SlabRef, find_slabs, read_json
 from .report import Check
+from .stale import Stale
 
 
-def check_integrity(listing: tree.Listing, refs: list[RunRef]) -> Check:
+def check_integrity(listing: tree.Listing, refs: list[RunRef], stale: Stale,
+                    config_given: bool) -> Check:
     check = Check("integrity")
     root = listing.root
-    slabs = find_slabs(listing)
+    slabs = [s for s in find_slabs(listing) if s not in stale.slabs]
     # links inside a checked run directory or at a slab.json are named where they are read
     check.problems += listing.refusals(skip=tuple(r.rel for r in refs)
                                        + tuple(f"{s.rel}/{SLAB_FILE}" for s in slabs))
@@ -28,8 +31,13 @@ def check_integrity(listing: tree.Listing, refs: list[RunRef]) -> Check:
         check.problems += problems
         verified += not problems
     for slab in slabs:
-        check.problems += slab_problems(root, slab, [r for r in refs if r.slab == slab])
+        check.problems += slab_problems(root, slab, [r for r in refs if r.slab == slab],
+                                        config_given)
     check.details = {"runs": len(refs), "verified": verified, "slabs": len(slabs)}
+    if stale.runs:
+        check.notes.append(f"{len(stale.runs)} stale run directories not checked (see "
+                           "completeness)")
+        check.details["stale"] = len(stale.runs)
     if not refs:
         check.problems.append("no run directories under runs/")
     return check.finish(f"{verified} of {len(refs)} run directories match their manifests; "
@@ -67,7 +75,8 @@ def run_problems(root: Path, ref: RunRef, contents: tree.Listing) -> list[str]:
     return out
 
 
-def slab_problems(root: Path, slab: SlabRef, refs: list[RunRef]) -> list[str]:
+def slab_problems(root: Path, slab: SlabRef, refs: list[RunRef],
+                  config_given: bool = True) -> list[str]:
     """What is wrong with a slab's ``slab.json`` against its place and its runs."""
     where = f"{slab.rel}/{SLAB_FILE}"
     record, error = read_json(root, slab.path(root) / SLAB_FILE)
@@ -84,7 +93,9 @@ def slab_problems(root: Path, slab: SlabRef, refs: list[RunRef]) -> list[str]:
     on_disk = {r.run_id: r for r in refs}
     out += [f"{where}: member {run} has no run directory"
             for run in members if run not in on_disk]
-    out += [f"{slab.rel}/{run}: run directory not listed in {SLAB_FILE}"
+    # with a config, unlisted directories outside its grid are stale, not here
+    hint = "" if config_given else " (with --config, one outside its grid is stale)"
+    out += [f"{slab.rel}/{run}: run directory not listed in {SLAB_FILE}{hint}"
             for run in sorted(set(on_disk) - set(members))]
     out += [f"{where}: manifests and members differ ({', '.join(sorted(map(str, diff)))})"
             for diff in [set(manifests) ^ set(members)] if diff]
