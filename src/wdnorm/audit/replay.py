@@ -195,8 +195,8 @@ def _schedule_problem(replayed: dict, recorded: dict, n: int, rtol: float,
             where = tuple(np.argwhere(~close)[0])
             layer = f" (layer {where[1]})" if len(where) > 1 else ""
             return (f"{key} differs from trace.npz at step {where[0]}{layer}: replayed "
-                    f"{got[where]:.7g}, recorded {want[where]:.7g} (the run was not "
-                    "trained under the schedule its settings give)")
+                    f"{got[where]:.7g}, recorded {want[where]:.7g} (the schedule its "
+                    "settings give is not the one it recorded)")
     return None
 
 
