@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from wdnorm import audit, cli, data, fileio, grid, layout, provenance
+from wdnorm import audit, cli, data, fileio, grid, layout, provenance, tasks
 from wdnorm import config as config_schema
 from wdnorm.layout import Layout
 
@@ -21,6 +21,7 @@ torch.set_num_threads(1)
 
 CONFIG = {
     "datasets": ["digits"],
+    "n_train": 1280,  # 10 steps of 128 per epoch: STEPS over 2 epochs
     "architectures": ["plain", "ln"],
     "weight_decays": [0.0, 0.01],
     "seeds": [0],
@@ -54,11 +55,13 @@ def _save_npz(path: Path, arrays: dict) -> None:
 
 
 def _slab_config(arch: str) -> dict:
-    """A slab config as metrics.json records it (engine.SlabConfig.to_dict)."""
-    hyper = {k: v for k, v in FULL["optimisers"][OPT].items() if k != "lr"}
-    return {"arch": arch, "d_in": 64, "width": 16, "depth": 2, "n_classes": 10,
-            "optimiser": hyper, "decay_scope": "hidden", "epochs": 2, "batch_size": 128,
-            "eval_every": 1, "norm_eps": 1e-5}
+    """A slab config as metrics.json records it: built from the config's values as the
+    training job builds it."""
+    settings = provenance.training_values(FULL, OPT)
+    return tasks.slab_config(arch=arch, meta={"d_in": 64, "n_classes": 10},
+                             model=settings["model"], training=settings["training"],
+                             optimiser=settings["optimiser"],
+                             decay_scope=settings["decay_scope"]).to_dict()
 
 
 def _write_run(results: Path, arch: str, member) -> Path:
@@ -251,9 +254,21 @@ def test_slab_json_missing_or_not_matching_its_runs(site):
     slab = Layout(results=site / "results").slab_dir("digits", OPT, "plain")
     (slab / layout.SLAB_MANIFEST).unlink()
     shutil.copytree(_run(site), _run(site, run="lr0.05_wd0.1_s0"))
-    problems = run_audit(site).check("integrity").problems
+    # without a config nothing tells a leftover from a damaged slab
+    problems = run_audit(site, config=None).check("integrity").problems
     assert problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.1_s0: run directory not listed in slab.json",
+        "runs/digits/sgdm/ln/lr0.05_wd0.1_s0: run directory not listed in slab.json (with "
+        "--config, one outside its grid is stale)",
+        "runs/digits/sgdm/plain/slab.json: missing (the slab's training job did not finish)"]
+    # one in the config's grid but not in slab.json: the slab is not the config's
+    shutil.rmtree(_run(site, run="lr0.05_wd0.1_s0"))
+    ln_slab = _run(site).parent
+    listed = fileio.read_json(ln_slab / layout.SLAB_MANIFEST)
+    listed["members"].remove("lr0.05_wd0_s0")
+    del listed["manifests"]["lr0.05_wd0_s0"]
+    fileio.write_json(ln_slab / layout.SLAB_MANIFEST, listed)
+    assert run_audit(site).check("integrity").problems == [
+        "runs/digits/sgdm/ln/lr0.05_wd0_s0: run directory not listed in slab.json",
         "runs/digits/sgdm/plain/slab.json: missing (the slab's training job did not finish)"]
 
 
@@ -274,12 +289,16 @@ def test_completeness_needs_a_config_and_notes_runs_outside_it(site):
     report = run_audit(site, config=None)
     assert report.check("completeness").status == audit.SKIP and report.ok
     smaller = {**CONFIG, "architectures": ["ln"], "equivalents": {"kinds": ["exact"]}}
-    completeness = run_audit(site, config=smaller).check("completeness")
-    assert completeness.status == audit.PASS
-    # plain's two runs, and ln's schedule and mimic runs
-    assert completeness.notes[0] == "4 run directories are not in the config's grid"
-    assert "not in the grid: runs/digits/sgdm/plain/lr0.05_wd0_s0" in completeness.notes
+    report = run_audit(site, config=smaller)
+    completeness = report.check("completeness")
+    assert completeness.status == audit.PASS and report.ok
+    # ln's schedule and mimic runs: trained in the slab (slab.json lists them)
+    assert "2 run directories are not in the config's grid" in completeness.notes
     assert "not in the grid: runs/digits/sgdm/ln/lr0.05_wd0.01_s0_mimic" in completeness.notes
+    # plain's two runs: a slab the config lacks, so stale
+    assert completeness.details["stale"] == ["runs/digits/sgdm/plain/lr0.05_wd0.01_s0",
+                                             "runs/digits/sgdm/plain/lr0.05_wd0_s0"]
+    assert completeness.details["stale_slabs"] == ["runs/digits/sgdm/plain"]
 
 
 # --------------------------------------------------------------------------- provenance
@@ -291,6 +310,8 @@ def test_tampered_config_value_fails_provenance(site):
     report = run_audit(site)
     assert report.check("integrity").status == audit.PASS
     assert report.check("provenance").problems == [
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: slab.epochs: recorded 2, its config_values "
+        "give 3",
         "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: config differs: training.epochs: recorded 3, "
         "config 2"]
 
@@ -300,11 +321,65 @@ def test_tampered_optimiser_fails_provenance_with_or_without_config(site):
         values["optimiser"]["momentum"] = 0.5
     _edit_provenance(_run(site), edit)
     assert run_audit(site, config=None).check("provenance").problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: recorded optimiser.momentum 0.5 is not the "
-        "one the slab was trained with (0.9)"]
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: slab.optimiser.momentum: recorded 0.9, its "
+        "config_values give 0.5"]
     problems = run_audit(site).check("provenance").problems
     assert "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: config differs: optimiser.momentum: " \
            "recorded 0.5, config 0.9" in problems
+
+
+def _edit_slab(run_dir: Path, edit) -> None:
+    """Edit the slab settings in metrics.json and provenance.json alike, re-hash and
+    reseal: every hash holds, only the values can tell."""
+    metrics = fileio.read_json(run_dir / "metrics.json")
+    edit(metrics["slab"])
+    fileio.write_json(run_dir / "metrics.json", metrics)
+    _edit_provenance(run_dir, lambda values: edit(values["slab"]))
+
+
+def test_resealed_slab_settings_fail_provenance(site):
+    """What replay and the figures read (epochs, batch size, schedule, optimiser) must be
+    what the run's config values and the config give."""
+    def edit(slab):
+        slab.update(epochs=999, lr_schedule="cosine")
+    _edit_slab(_run(site), edit)
+    report = run_audit(site)
+    assert report.check("integrity").status == audit.PASS
+    assert report.check("provenance").problems == [
+        f"runs/digits/sgdm/ln/lr0.05_wd0.01_s0: {line}" for line in (
+            "slab.epochs: recorded 999, its config_values give 2",
+            'slab.lr_schedule: recorded "cosine", its config_values give "constant"',
+            "metrics steps 20 is not epochs × (n_train // batch_size) = 999 × (1280 // "
+            "128) = 9990")]
+    assert cli_audit(site) == 1
+
+
+def test_slab_settings_the_config_does_not_give_fail(site):
+    """Edited consistently (slab settings and config values), the config tells."""
+    def edit(values):
+        values["slab"]["batch_size"] = 64
+        values["training"]["batch_size"] = 64
+    _edit_provenance(_run(site), edit)
+    metrics = fileio.read_json(_run(site) / "metrics.json")
+    metrics["slab"]["batch_size"], metrics["steps"] = 64, 40
+    fileio.write_json(_run(site) / "metrics.json", metrics)
+    _reseal(_run(site))
+    assert run_audit(site, config=None).check("provenance").status == audit.PASS
+    assert run_audit(site).check("provenance").problems == [
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: config differs: training.batch_size: "
+        "recorded 64, config 128"]
+
+
+def test_metrics_slab_and_steps_must_agree_with_provenance(site):
+    metrics = fileio.read_json(_run(site) / "metrics.json")
+    metrics["slab"]["width"], metrics["steps"] = 32, 19
+    fileio.write_json(_run(site) / "metrics.json", metrics)
+    _reseal(_run(site))
+    assert run_audit(site, config=None).check("provenance").problems == [
+        f"runs/digits/sgdm/ln/lr0.05_wd0.01_s0: {line}" for line in (
+            "metrics.json slab.width: recorded 32, provenance.json 16",
+            "metrics steps 19 is not epochs × (n_train // batch_size) = 2 × (1280 // 128) = "
+            "20")]
 
 
 def test_optimiser_of_another_folder_fails(site):
@@ -361,7 +436,9 @@ def test_placeholder_or_unhashed_provenance_fails(site):
         "config_hash, code, packages, device, device_name, threads, seed, wall_seconds, "
         "dataset_sha256",
         "runs/digits/sgdm/plain/lr0.05_wd0.01_s0/provenance.json: config_hash does not "
-        "match its config_values"]
+        "match its config_values",
+        "runs/digits/sgdm/plain/lr0.05_wd0.01_s0: slab.width: recorded 16, its "
+        "config_values give 999"]
 
 
 def test_package_and_device_differences_are_notes(site):

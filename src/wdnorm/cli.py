@@ -3,10 +3,12 @@
 Sub-commands:
 
 ``wdnorm audit RESULTS_DIR [--config config.yaml] [--replay K] [--seed S] [--json]
-[--data-dir DIR] ...``
+[--data-dir DIR] [--remove-stale] ...``
     Check a results directory made somewhere else (see :mod:`wdnorm.audit`). Exit status
     0 when every check passes (skipped checks do not fail), 1 when one fails, 2 when the
     audit cannot run (bad arguments, no such directory, unreadable config).
+    ``--remove-stale`` (needs ``--config``) first deletes the run directories the config
+    no longer contains (listing each), then audits what is left.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--skip", action="append", choices=CHECKS, default=[],
                        metavar="CHECK", help=f"leave a check out (repeatable; one of "
                                              f"{', '.join(CHECKS)})")
+    audit.add_argument("--remove-stale", action="store_true",
+                       help="first delete the stale run directories: those the config's "
+                            "grid does not contain and their slab.json does not list "
+                            "(left by an earlier config; needs --config), printing each")
     audit.add_argument("--json", action="store_true",
                        help="print the full report as JSON instead of the summary")
     audit.add_argument("--max-lines", type=_non_negative, default=20, metavar="N",
@@ -133,6 +139,8 @@ def run_audit(args: argparse.Namespace) -> int:
 
     try:
         config = read_config(args.config) if args.config else None
+        if args.remove_stale:
+            _remove_stale(args, config)
         report = audit.audit(
             args.results_dir, config=config, data_dir=args.data_dir, replay=args.replay,
             seed=args.seed, replay_steps=args.replay_steps, rtol=args.rtol, atol=args.atol,
@@ -146,6 +154,25 @@ def run_audit(args: argparse.Namespace) -> int:
     else:
         print(format_report(report, max_lines=args.max_lines))
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _remove_stale(args: argparse.Namespace, config: dict | None) -> None:
+    """Delete the stale run directories, one line each (on stderr with --json, whose
+    stdout is the report)."""
+    from . import audit
+
+    if config is None:
+        raise UsageError("--remove-stale needs --config: only the config tells a stale "
+                         "run directory from a damaged slab")
+    out = sys.stderr if args.json else sys.stdout
+    try:
+        removed = audit.remove_stale_runs(
+            args.results_dir, config, log=lambda rel: print(f"removed {rel}", file=out))
+    except OSError as error:
+        raise UsageError(f"stopped removing stale run directories: {error}") from None
+    if not removed:
+        print(f"nothing stale in {args.results_dir}", file=out)
+    out.flush()
 
 
 def format_report(report, max_lines: int = 20) -> str:

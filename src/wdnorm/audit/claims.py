@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import fileio
-from .common import PLACE, differences, inside, read_json
+from . import tree
+from .common import PLACE, differences, read_json
 from .report import Check
 
 CLAIMS_FILE = PLACE.claims.as_posix()
@@ -23,15 +23,20 @@ NOT_RECOMPUTED = ("inputs",)
 
 def check_claims(root: Path, config: dict | None) -> Check:
     check = Check("claims")
-    recorded, error = read_json(root / CLAIMS_FILE)
+    recorded, error = read_json(root, root / CLAIMS_FILE)
     if error or not isinstance(recorded, dict):
         check.problems.append(f"{CLAIMS_FILE}: {error or 'not a JSON object'} (--skip claims "
                               "audits the runs alone)")
         return check.finish(f"no usable {CLAIMS_FILE}")
     from .. import claims
 
-    tables = claims.load_tables(root / PLACE.table("runs").parent)  # results/tables/
-    check.problems += table_problems(root, recorded, tables)
+    inputs = recorded.get("inputs")
+    paths, refused = readable_tables(root, set(claims.TABLE_NAMES) | set(
+        inputs if isinstance(inputs, dict) else ()))
+    check.problems += [refused[name] for name in sorted(refused)]
+    tables = claims.load_tables({name: path for name, path in paths.items()
+                                 if name in claims.TABLE_NAMES})
+    check.problems += table_problems(root, recorded, tables, skip=set(refused))
     verdicts = claim_verdicts(recorded)
     check.details = {"tables": sorted(tables), "recorded": verdicts}
     check.problems += _consistency_problems(recorded, verdicts)
@@ -55,27 +60,47 @@ def check_claims(root: Path, config: dict | None) -> Check:
                         f"{len(tables)} tables")
 
 
-def table_problems(root: Path, recorded: dict, tables: dict) -> list[str]:
+def table_problems(root: Path, recorded: dict, tables: dict,
+                   skip: set[str] = frozenset()) -> list[str]:
     """Every recorded input table is on disk with its recorded sha256; every table the
-    claims read is recorded."""
+    claims read is recorded (``skip``: tables refused, named already)."""
     inputs = recorded.get("inputs")
     if not isinstance(inputs, dict) or not inputs:
         return [f"{CLAIMS_FILE} records no sha256 of its input tables"]
     out = []
     for name, entry in sorted(inputs.items()):
+        if name in skip:
+            continue
         digest = entry.get("sha256") if isinstance(entry, dict) else None
         table = PLACE.table(name).as_posix()
         path = root / table
         if not digest:
             out.append(f"table {name}: {CLAIMS_FILE} records no sha256 for it")
-        elif not inside(root, path) or not path.is_file():
+        elif not tree.is_file(root, path):
             out.append(f"table {name}: recorded in {CLAIMS_FILE}, not found at {table}")
-        elif fileio.sha256_file(path) != digest:
+        elif tree.sha256(root, path) != digest:
             out.append(f"{table}: sha256 differs from the one {CLAIMS_FILE} records")
     out += [f"{PLACE.table(name).as_posix()}: read by the claims, not recorded in "
             f"{CLAIMS_FILE}"
             for name in sorted(set(tables) - set(inputs))]
     return out
+
+
+def readable_tables(root: Path, names: set[str]) -> tuple[dict[str, Path], dict[str, str]]:
+    """``({name: path}, {name: refusal})`` of the named tables on disk: one reached
+    through a link is refused (named), not read."""
+    paths, refused = {}, {}
+    for name in sorted(names):
+        path = root / PLACE.table(str(name))
+        try:
+            tree.check(root, path)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            refused[name] = f"{PLACE.table(str(name)).as_posix()}: {error}"
+            continue
+        paths[name] = path
+    return paths, refused
 
 
 def claim_verdicts(output: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import config as config_schema
 from .. import checks, fileio, grid, layout
+from . import tree
 from .report import AuditError
 
 GRID = layout.GRID_KIND
@@ -70,41 +71,58 @@ def parse_run(name: str) -> tuple[float, float, int, str] | None:
         return None
 
 
-def find_runs(root: Path) -> list[RunRef]:
-    """Every run directory under ``root`` (runs/{dataset}/{optimiser}/{arch}/{run_id})."""
-    pattern = PLACE.run_dir("*", "*", "*", "*").as_posix()
-    return sorted(RunRef(*p.relative_to(root).parts[-4:]) for p in root.glob(pattern)
-                  if p.is_dir())
+RUN_PATTERN = PLACE.run_dir("*", "*", "*", "*")  # runs/{dataset}/{optimiser}/{arch}/{run}
+SLAB_PATTERN = PLACE.slab_dir("*", "*", "*")
+RUN_DEPTH = len(RUN_PATTERN.parts)
 
 
-def find_slabs(root: Path) -> list[SlabRef]:
-    """Every slab directory under ``root`` (runs/{dataset}/{optimiser}/{arch})."""
-    pattern = PLACE.slab_dir("*", "*", "*").as_posix()
-    return sorted(SlabRef(*p.relative_to(root).parts[-3:]) for p in root.glob(pattern)
-                  if p.is_dir())
+def find_runs(listing: tree.Listing) -> list[RunRef]:
+    """Every run directory of the tree (runs/{dataset}/{optimiser}/{arch}/{run_id}): real
+    directories only, a link there is no run (integrity names it)."""
+    return sorted(RunRef(*rel.split("/")[-4:]) for rel in listing.dirs
+                  if _matches(rel, RUN_PATTERN))
 
 
-def has_manifest(root: Path, ref: RunRef) -> bool:
-    return (ref.path(root) / fileio.MANIFEST_NAME).is_file()
+def find_slabs(listing: tree.Listing) -> list[SlabRef]:
+    """Every slab directory of the tree (runs/{dataset}/{optimiser}/{arch})."""
+    return sorted(SlabRef(*rel.split("/")[-3:]) for rel in listing.dirs
+                  if _matches(rel, SLAB_PATTERN))
 
 
-def read_json(path: Path) -> tuple[Any, str | None]:
-    """``(value, None)``, or ``(None, why it could not be read)``."""
+def _matches(rel: str, pattern: Path) -> bool:
+    parts = rel.split("/")
+    return len(parts) == len(pattern.parts) and all(
+        want == "*" or want == part for want, part in zip(pattern.parts, parts))
+
+
+def has_manifest(listing: tree.Listing, ref: RunRef) -> bool:
+    return f"{ref.rel}/{fileio.MANIFEST_NAME}" in listing.files
+
+
+def read_json(root: Path, path: Path) -> tuple[Any, str | None]:
+    """``(value, None)``, or ``(None, why it could not be read)``; never through a link
+    below ``root``."""
     try:
-        return fileio.read_json(path), None
+        return tree.read_json(root, path), None
     except FileNotFoundError:
         return None, "missing"
+    except tree.Refused as refused:
+        return None, str(refused)
     except (OSError, ValueError) as error:
         return None, f"unreadable ({type(error).__name__}: {error})"
 
 
-def inside(root: Path, path: Path) -> bool:
-    """Whether ``path`` stays under ``root`` (recorded paths must not lead elsewhere)."""
+def prepared_file(data_dir: Path, dataset: str) -> tuple[Path, str | None]:
+    """The local prepared dataset and, when it cannot be read, why: ``"missing"`` or a
+    refusal (a link below ``data_dir``)."""
+    path = layout.Layout(data=data_dir).prepared(dataset)
     try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
+        tree.check(data_dir, path)
+    except FileNotFoundError:
+        return path, "missing"
+    except OSError as error:
+        return path, str(error)
+    return path, None
 
 
 # --------------------------------------------------------------------------- config

@@ -2,8 +2,10 @@
 its config values, whose run (dataset, kind, member, optimiser name and settings) matches
 its metrics and its folder, made by this checkout's training code
 (:func:`wdnorm.provenance.code_version`) and -- with a config -- from that config's
-values (:func:`wdnorm.provenance.training_values`). Runs are grouped by code version,
-config settings, package versions, device and thread count; differences there are notes.
+values (:func:`wdnorm.provenance.training_values`); whose recorded slab settings and
+steps are what its config values give (:mod:`.settings`). Runs are grouped by code
+version, config settings, package versions, device and thread count; differences there
+are notes.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .. import fileio
 from ..config import learning_rates
 from .. import provenance as records
-from ..layout import Layout, run_id
-from .common import GRID, RunRef, differences, read_json, same
+from ..layout import run_id
+from . import tree
+from .common import GRID, RunRef, differences, prepared_file, read_json, same
 from .report import Check
+from .settings import slab_settings_problems
 
 # Provenance fields a run needs to be audited (wdnorm.provenance.collect writes them).
 REQUIRED = ("config_values", "config_hash", "code", "packages", "device", "device_name",
@@ -39,12 +42,13 @@ def check_provenance(root: Path, refs: list[RunRef], config: dict | None, data_d
         if prov is None:
             continue
         values = prov["config_values"]
-        metrics, error = read_json(ref.path(root) / "metrics.json")
+        metrics, error = read_json(root, ref.path(root) / "metrics.json")
         if error or not isinstance(metrics, dict):
             check.problems.append(f"{ref.rel}/metrics.json: {error or 'not a JSON object'}")
             metrics = None
         found = identity_problems(ref, values, prov, metrics)
         found += optimiser_problems(ref, values)
+        found += slab_settings_problems(ref, values, metrics)
         if config is not None:
             found += config_problems(ref, values, config)
         problem, note = code_problem(prov["code"], current, strict_code)
@@ -67,7 +71,7 @@ def check_provenance(root: Path, refs: list[RunRef], config: dict | None, data_d
 def read_provenance(root: Path, ref: RunRef) -> tuple[dict | None, list[str]]:
     """A run's provenance record when it is complete and its hash holds."""
     where = f"{ref.rel}/provenance.json"
-    prov, error = read_json(ref.path(root) / "provenance.json")
+    prov, error = read_json(root, ref.path(root) / "provenance.json")
     if error or not isinstance(prov, dict):
         return None, [f"{where}: {error or 'not a JSON object'}"]
     lacking = [k for k in REQUIRED if k not in prov]
@@ -113,8 +117,6 @@ def _metrics_problems(ref: RunRef, values: dict, member: dict, metrics: dict) ->
            if metrics.get(key) != expected]
     out += [f"metrics {key} {metrics.get(key)} differs from provenance {member[key]}"
             for key in ("lr", "weight_decay", "seed") if not same(member[key], metrics.get(key))]
-    if not same(values.get("slab"), metrics.get("slab")):
-        out.append("metrics slab config differs from the provenance's")
     reference = None if ref.kind == GRID else run_id(member["lr"], member["weight_decay"],
                                                       member["seed"], GRID)
     if metrics.get("reference") != reference:
@@ -124,24 +126,15 @@ def _metrics_problems(ref: RunRef, values: dict, member: dict, metrics: dict) ->
 
 def optimiser_problems(ref: RunRef, values: dict) -> list[str]:
     """The recorded optimiser (name, algorithm, hyper-parameters) must be its folder's
-    and the one the slab was trained with."""
+    (the slab's optimiser must be this one: :mod:`.settings`)."""
     opt = values.get("optimiser")
     if not isinstance(opt, dict) or "name" not in opt:
         return [f"provenance records no optimiser settings (name, algorithm, "
                 f"hyper-parameters): {json.dumps(opt, default=str)}"]
-    out = []
     if opt["name"] != ref.optimiser:
-        out.append(f"recorded optimiser {opt['name']!r} is not its folder's "
-                   f"({ref.optimiser!r})")
-    slab = values.get("slab")
-    trained = slab.get("optimiser") if isinstance(slab, dict) else None
-    if not isinstance(trained, dict):
-        return out + ["provenance slab config records no optimiser"]
-    for key, value in sorted(trained.items()):
-        if not same(opt.get(key), value):
-            out.append(f"recorded optimiser.{key} {opt.get(key)!r} is not the one the slab "
-                       f"was trained with ({value!r})")
-    return out
+        return [f"recorded optimiser {opt['name']!r} is not its folder's "
+                f"({ref.optimiser!r})"]
+    return []
 
 
 def config_problems(ref: RunRef, values: dict, config: dict) -> list[str]:
@@ -283,13 +276,15 @@ def _dataset_findings(check: Check, dataset_shas: dict, data_dir: Path) -> dict:
     report = {}
     for dataset, shas in sorted(dataset_shas.items()):
         distinct = sorted(set(shas.values()))
-        local = Layout(data=data_dir).prepared(dataset)
-        local_sha = fileio.sha256_file(local) if local.is_file() else None
+        local, unreadable = prepared_file(data_dir, dataset)
+        local_sha = tree.sha256(data_dir, local) if unreadable is None else None
         report[dataset] = {"recorded": distinct, "local": local_sha, "local_path": str(local)}
         if len(distinct) > 1:
             check.problems.append(f"runs of {dataset} were trained on {len(distinct)} "
                                   f"different prepared datasets: {', '.join(distinct)}")
-        if local_sha is None:
+        if unreadable not in (None, "missing"):
+            check.problems.append(f"{local}: {unreadable}")
+        elif local_sha is None:
             check.notes.append(f"no prepared {dataset} at {local}: its sha256 is not "
                                "checked against the runs'")
         elif local_sha not in distinct:

@@ -1,8 +1,11 @@
 """Replay: K randomly chosen runs (seeded; the seed is reported) are re-trained here for a
 prefix of their steps, from their recorded slab config and member, on the prepared
-dataset whose sha256 must equal the recorded one; the per-step loss must match the
-recorded ``trace.npz`` within ``rtol``/``atol``. Every run kind replays: a mimic run
-trains beside its reference grid run, as it did in its slab."""
+dataset whose sha256 must equal the recorded one. The replay runs under the run's own
+schedules, which span its whole length (its slab's epochs on this data must give the
+steps it recorded; ``train_slab``'s ``max_steps`` only stops it early), so the prefix
+it trains is the run's own: its per-step loss, and the learning rates and k_t it
+recorded, must match ``trace.npz`` within ``rtol``/``atol``. Every run kind replays: a
+mimic run trains beside its reference grid run, as it did in its slab."""
 
 from __future__ import annotations
 
@@ -12,9 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import fileio
-from ..layout import Layout
-from .common import GRID, RunRef, has_manifest, read_json
+from . import tree
+from .common import RunRef, has_manifest, prepared_file, read_json
 from .report import Check
 
 DEFAULT_REPLAY_STEPS = 50
@@ -24,8 +26,8 @@ DEFAULT_RTOL = 1e-3
 DEFAULT_ATOL = 1e-6
 
 
-def check_replay(root: Path, refs: list[RunRef], data_dir: Path, k: int, seed: int,
-                 steps: int = DEFAULT_REPLAY_STEPS, rtol: float = DEFAULT_RTOL,
+def check_replay(listing: tree.Listing, refs: list[RunRef], data_dir: Path, k: int,
+                 seed: int, steps: int = DEFAULT_REPLAY_STEPS, rtol: float = DEFAULT_RTOL,
                  atol: float = DEFAULT_ATOL, device: str = "cpu",
                  log: Callable[[str], None] | None = None) -> Check:
     check = Check("replay")
@@ -33,7 +35,7 @@ def check_replay(root: Path, refs: list[RunRef], data_dir: Path, k: int, seed: i
                      "atol": atol, "device": device, "runs": []}
     if k <= 0:
         return check.skip("no runs replayed (use --replay K)")
-    candidates = [r for r in refs if has_manifest(root, r)]
+    candidates = [r for r in refs if has_manifest(listing, r)]
     if not candidates:
         check.problems.append("no complete run to replay")
         return check.finish("nothing replayed")
@@ -45,8 +47,8 @@ def check_replay(root: Path, refs: list[RunRef], data_dir: Path, k: int, seed: i
     for ref in picks:
         if log:
             log(f"replaying {ref.rel}")
-        entry = replay_one(root, ref, _dataset(data_dir, ref.dataset, datasets), steps,
-                           rtol, atol, device)
+        entry = replay_one(listing.root, ref, _dataset(data_dir, ref.dataset, datasets),
+                           steps, rtol, atol, device)
         check.details["runs"].append(entry)
         n_ok += entry["ok"]
         if not entry["ok"]:
@@ -57,14 +59,15 @@ def check_replay(root: Path, refs: list[RunRef], data_dir: Path, k: int, seed: i
 
 def _dataset(data_dir: Path, dataset: str, cache: dict) -> tuple[Any, str | None, str]:
     """``(prepared, sha256, path)`` of a prepared dataset; prepared is None (and the path
-    says why) when it is absent or unreadable."""
+    says why) when it is absent, a link (refused) or unreadable."""
     if dataset not in cache:
         from .. import data
-        path = Layout(data=data_dir).prepared(dataset)
-        if not path.is_file():
-            cache[dataset] = (None, None, f"no prepared dataset at {path}")
+        path, unreadable = prepared_file(data_dir, dataset)
+        if unreadable is not None:
+            cache[dataset] = (None, None, f"{path}: " + (
+                "no prepared dataset there" if unreadable == "missing" else unreadable))
             return cache[dataset]
-        sha = fileio.sha256_file(path)
+        sha = tree.sha256(data_dir, path)
         try:
             cache[dataset] = (data.load_prepared(path), sha, str(path))
         except Exception as error:  # noqa: BLE001 -- an unreadable dataset is a finding
@@ -75,31 +78,54 @@ def _dataset(data_dir: Path, dataset: str, cache: dict) -> tuple[Any, str | None
 
 def replay_one(root: Path, ref: RunRef, dataset: tuple, steps: int, rtol: float,
                atol: float, device: str) -> dict:
-    """Re-train one run's first ``steps`` steps; ``entry["ok"]`` when its loss matches."""
+    """Re-train one run's first ``steps`` steps; ``entry["ok"]`` when its loss and
+    schedules match."""
     entry: dict[str, Any] = {"run": ref.rel, "ok": False, "problem": None}
-    run_dir = ref.path(root)
-    metrics, error = read_json(run_dir / "metrics.json")
-    prov, prov_error = read_json(run_dir / "provenance.json")
-    try:
-        with np.load(run_dir / "trace.npz") as npz:
-            recorded = np.asarray(npz["loss"], dtype=np.float64)
-    except (OSError, ValueError, KeyError) as trace_error:
-        error = error or f"trace.npz: {type(trace_error).__name__}: {trace_error}"
-    if error or prov_error or not isinstance(metrics, dict) or not isinstance(prov, dict):
-        entry["problem"] = f"cannot read the run ({error or prov_error or 'not JSON objects'})"
+    metrics, prov, recorded, error = _read_run(root, ref)
+    if error:
+        entry["problem"] = f"cannot read the run ({error})"
         return entry
     prepared, sha, where = dataset
     entry["dataset_sha256"] = sha
     entry["problem"] = _data_problem(prepared, sha, where, prov.get("dataset_sha256"))
     if entry["problem"]:
         return entry
-    n = int(min(steps, metrics.get("steps", len(recorded)), len(recorded)))
     try:
-        replayed = _retrain(metrics, prepared, n, device)
+        cfg, member = _run_spec(metrics)
+        entry["problem"] = _length_problem(cfg, metrics, recorded, len(prepared.x_train))
+        if entry["problem"]:
+            return entry
+        n = min(steps, len(recorded["loss"]))
+        replayed = _retrain(cfg, member, prepared, n, device)
     except Exception as failure:  # noqa: BLE001 -- any failure to retrain is a finding
         entry["problem"] = f"replay failed ({type(failure).__name__}: {failure})"
         return entry
-    return _compare(entry, replayed, recorded[:n], rtol, atol)
+    # a schedule that differs explains a loss that differs: it is the problem named
+    _compare(entry, np.asarray(replayed["loss"], dtype=np.float64),
+             np.asarray(recorded["loss"][:n], dtype=np.float64), rtol, atol)
+    schedule = _schedule_problem(replayed, recorded, n, rtol, atol)
+    if schedule:
+        entry.update(ok=False, problem=schedule)
+    return entry
+
+
+def _read_run(root: Path, ref: RunRef) -> tuple[dict, dict, dict, str | None]:
+    """``(metrics, provenance, trace arrays, None)`` or why they cannot be read (never
+    through a link)."""
+    run_dir = ref.path(root)
+    metrics, error = read_json(root, run_dir / "metrics.json")
+    prov, prov_error = read_json(root, run_dir / "provenance.json")
+    trace: dict = {}
+    try:
+        with tree.open_file(root, run_dir / "trace.npz") as handle, np.load(handle) as npz:
+            trace = {key: np.asarray(npz[key]) for key in npz.files}
+        if "loss" not in trace:
+            raise KeyError("no loss")
+    except (OSError, ValueError, KeyError) as trace_error:
+        error = error or f"trace.npz: {type(trace_error).__name__}: {trace_error}"
+    if error or prov_error or not isinstance(metrics, dict) or not isinstance(prov, dict):
+        return {}, {}, {}, error or prov_error or "not JSON objects"
+    return metrics, prov, trace, None
 
 
 def _data_problem(prepared, sha: str | None, where: str, recorded_sha) -> str | None:
@@ -114,18 +140,64 @@ def _data_problem(prepared, sha: str | None, where: str, recorded_sha) -> str | 
     return None if prepared is not None else f"cannot replay: {where}"
 
 
-def _retrain(metrics: dict, prepared, n: int, device: str) -> np.ndarray:
-    """The per-step loss of the run's member over ``n`` steps, trained as its slab did
-    (a mimic member with its reference grid member, whose norms it follows)."""
-    from ..engine import Member, SlabConfig, train_slab
+def _run_spec(metrics: dict):
+    """The run's slab settings and member as it recorded them (every recorded member
+    field the engine's Member has: it may gain some)."""
+    from dataclasses import fields
+
+    from ..engine import Member, SlabConfig
 
     cfg = SlabConfig.from_dict(metrics["slab"])
-    member = Member(float(metrics["lr"]), float(metrics["weight_decay"]),
-                    int(metrics["seed"]), metrics.get("kind", GRID))
+    known = {f.name for f in fields(Member)}
+    member = Member(**{key: metrics[key] for key in known if key in metrics})
+    return cfg, member
+
+
+def _length_problem(cfg, metrics: dict, recorded: dict, n_train: int) -> str | None:
+    """The schedules replay builds span epochs × (n_train // batch_size) steps of this
+    data: they are the run's own only when that is the length it recorded."""
+    run_steps = cfg.epochs * (n_train // cfg.batch_size)
+    lengths = {"metrics steps": metrics.get("steps"), "trace.npz": len(recorded["loss"])}
+    wrong = {k: v for k, v in lengths.items() if v != run_steps}
+    if not wrong:
+        return None
+    return (f"cannot replay: its slab settings give {cfg.epochs} × ({n_train} // "
+            f"{cfg.batch_size}) = {run_steps} steps on this data, but "
+            + ", ".join(f"{k} has {v}" for k, v in wrong.items())
+            + ": its schedules cannot be rebuilt")
+
+
+def _retrain(cfg, member, prepared, n: int, device: str) -> dict[str, np.ndarray]:
+    """The member's per-step trace over its first ``n`` steps, trained as its slab did
+    (a mimic member with its reference grid member, whose norms it follows), under the
+    schedules of the whole run."""
+    from ..engine import train_slab
+
     members = [member.reference, member] if member.kind == "mimic" else [member]
     result = train_slab(cfg, members, prepared.x_train, prepared.y_train, prepared.x_test,
                         prepared.y_test, device=device, max_steps=n)
-    return np.asarray(result.member_trace(members.index(member))["loss"], dtype=np.float64)
+    return result.member_trace(members.index(member))
+
+
+def _schedule_problem(replayed: dict, recorded: dict, n: int, rtol: float,
+                      atol: float) -> str | None:
+    """Where the per-layer learning rates (and an equivalent's k_t) the replay trained
+    with differ from the recorded ones over the prefix."""
+    for key, length in (("lr", n), ("k", n + 1)):
+        if key not in replayed or key not in recorded:
+            continue
+        got = np.asarray(replayed[key][:length], dtype=np.float64)
+        want = np.asarray(recorded[key][:length], dtype=np.float64)
+        if got.shape != want.shape:
+            return f"replayed {key} has shape {got.shape}, trace.npz {want.shape}"
+        close = np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+        if not close.all():
+            where = tuple(np.argwhere(~close)[0])
+            layer = f" (layer {where[1]})" if len(where) > 1 else ""
+            return (f"{key} differs from trace.npz at step {where[0]}{layer}: replayed "
+                    f"{got[where]:.7g}, recorded {want[where]:.7g} (the schedule its "
+                    "settings give is not the one it recorded)")
+    return None
 
 
 def _compare(entry: dict, replayed: np.ndarray, want: np.ndarray, rtol: float,

@@ -69,7 +69,8 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
                checkpoint: Checkpointing | None = None, data_id: str = "",
                x_val: torch.Tensor | None = None,
                y_val: torch.Tensor | None = None) -> SlabResult:
-    """Train every member for ``cfg.epochs`` epochs (or ``max_steps`` steps), resuming
+    """Train every member for ``cfg.epochs`` epochs (or stop after ``max_steps`` steps:
+    the schedules are the full run's either way), resuming
     from ``checkpoint`` when it holds a matching earlier state. Each evaluation also
     scores the validation split ``x_val, y_val`` when it has rows (NaN otherwise)."""
     check_members(cfg, members)
