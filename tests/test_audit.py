@@ -13,8 +13,9 @@ import pytest
 import torch
 import yaml
 
-from wdnorm import audit, cli, data, fileio, grid, layout, provenance, tasks
+from wdnorm import audit, claims, cli, data, fileio, grid, layout, provenance
 from wdnorm import config as config_schema
+from wdnorm.engine import SlabConfig
 from wdnorm.layout import Layout
 
 torch.set_num_threads(1)
@@ -36,11 +37,11 @@ FULL = config_schema.with_defaults(CONFIG)
 OPT = "sgdm"
 # The slabs of the config: two grid runs each, and for ln (the architecture with a
 # symmetry) the three equivalents of the claims' λ.
-GRID_IDS = {"lr0.05_wd0_s0", "lr0.05_wd0.01_s0"}
-RUN_IDS = GRID_IDS | {"lr0.05_wd0.01_s0_exact", "lr0.05_wd0.01_s0_schedule",
-                      "lr0.05_wd0.01_s0_mimic"}
+GRID_IDS = {"lr0.05_wd0_s0_const", "lr0.05_wd0.01_s0_const"}
+RUN_IDS = GRID_IDS | {"lr0.05_wd0.01_s0_const_exact", "lr0.05_wd0.01_s0_const_schedule",
+                      "lr0.05_wd0.01_s0_const_mimic"}
 N_RUNS = len(RUN_IDS) + len(GRID_IDS)
-CLAIMS_SETTINGS = {k: FULL[k] for k in ("optimisers", "matched_pairs", "training", "claims")}
+CLAIMS_SETTINGS = claims.settings_from_config(FULL)  # as the workflow passes them
 STEPS = 20
 DATA_SHA = "d" * 64
 CODE = {"package_version": "0.test", "git_commit": "a" * 40, "git_dirty": False,
@@ -57,25 +58,24 @@ def _save_npz(path: Path, arrays: dict) -> None:
 def _slab_config(arch: str) -> dict:
     """A slab config as metrics.json records it: built from the config's values as the
     training job builds it."""
-    settings = provenance.training_values(FULL, OPT)
-    return tasks.slab_config(arch=arch, meta={"d_in": 64, "n_classes": 10},
-                             model=settings["model"], training=settings["training"],
-                             optimiser=settings["optimiser"],
-                             decay_scope=settings["decay_scope"]).to_dict()
+    settings = provenance.training_values(FULL, "digits", OPT)
+    return SlabConfig.from_settings(arch, {"d_in": 64, "n_classes": 10}, settings).to_dict()
 
 
 def _write_run(results: Path, arch: str, member) -> Path:
     run_dir = Layout(results=results).run_dir("digits", OPT, arch, member.run_id)
     slab = _slab_config(arch)
-    reference = None if member.kind == "grid" else layout.run_id(
-        member.lr, member.weight_decay, member.seed)
+    reference = None if member.kind == "grid" else member.reference.run_id
     metrics = {"run_id": member.run_id, "kind": member.kind, "dataset": "digits",
                "optimiser": OPT, "arch": arch, "lr": member.lr,
                "weight_decay": member.weight_decay, "seed": member.seed, "slab": slab,
+               "lr_schedule": member.lr_schedule, "lr_decay_fraction": member.lr_decay_fraction,
+               "protocol": member.protocol,
                "reference": reference, "status": "ok", "steps": STEPS,
                "final": {"test_acc": 0.9 - member.weight_decay}}
     loss = (2.3 * np.exp(-np.arange(STEPS) / 10) + member.weight_decay).astype(np.float32)
-    values = provenance.run_values(provenance.training_values(FULL, OPT), dataset="digits",
+    values = provenance.run_values(provenance.training_values(FULL, "digits", OPT),
+                                   dataset="digits",
                                    slab=slab, member=dataclasses.asdict(member),
                                    kind=member.kind)
     prov = provenance.collect(config_values=values, dataset_sha256=DATA_SHA, device="cpu",
@@ -107,9 +107,9 @@ def _runs_row(m: dict) -> dict:
     """A runs.csv row (the table's contract columns) for a fake run's metrics."""
     acc = m["final"]["test_acc"]
     grid_run = m["kind"] == "grid"
-    return {**{k: m[k] for k in ("dataset", "optimiser", "arch", "kind", "run_id",
+    return {**{k: m[k] for k in ("dataset", "optimiser", "arch", "protocol", "kind", "run_id",
                                  "reference", "lr", "weight_decay", "seed", "status",
-                                 "steps")},
+                                 "steps", "lr_schedule")},
             **{k: m["slab"]["optimiser"][k] for k in ("algorithm", "momentum", "beta1")},
             "diverged_step": None, "n_classes": 10, "train_loss": 0.1, "train_acc": 1.0,
             "test_loss": 0.4, "test_acc": acc, "gen_gap_loss": 0.3, "gen_gap_acc": 1 - acc,
@@ -120,8 +120,6 @@ def _runs_row(m: dict) -> dict:
 
 
 def _write_claims(results: Path) -> None:
-    from wdnorm import claims
-
     rows = [_runs_row(fileio.read_json(p)) for p in sorted(results.rglob("metrics.json"))]
     fileio.write_csv(Layout(results=results).table("runs"), pd.DataFrame(rows))
     tables = claims.load_tables(Layout(results=results).table("runs").parent)
@@ -135,7 +133,7 @@ def pristine(tmp_path_factory):
     root = tmp_path_factory.mktemp("pristine")
     results = root / "results"
     for arch in CONFIG["architectures"]:
-        for member in grid.slab_members(FULL, OPT, arch):
+        for member in grid.slab_members(FULL, "digits", OPT, arch):
             _write_run(results, arch, member)
         _write_slab_json(Layout(results=results).slab_dir("digits", OPT, arch))
     _write_claims(results)
@@ -163,7 +161,7 @@ def cli_audit(site, *extra):
                      "--seed", "0", *extra])
 
 
-def _run(site, arch="ln", run="lr0.05_wd0.01_s0") -> Path:
+def _run(site, arch="ln", run="lr0.05_wd0.01_s0_const") -> Path:
     return Layout(results=site / "results").run_dir("digits", OPT, arch, run)
 
 
@@ -218,23 +216,23 @@ def test_changed_byte_fails_integrity_naming_the_file(site, capsys):
     path.write_bytes(bytes(raw))
     integrity = run_audit(site).check("integrity")
     assert integrity.status == audit.FAIL
-    assert integrity.problems == ["runs/digits/sgdm/ln/lr0.05_wd0.01_s0/metrics.json: "
+    assert integrity.problems == ["runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const/metrics.json: "
                                   "sha256 differs from the manifest"]
     assert cli_audit(site) == 1
     out = capsys.readouterr().out
-    assert "runs/digits/sgdm/ln/lr0.05_wd0.01_s0/metrics.json" in out
+    assert "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const/metrics.json" in out
     assert "result: FAIL (integrity" in out
 
 
 def test_extra_missing_and_unmanifested_files_are_named(site):
     (_run(site) / "notes.txt").write_text("added later")
     (_run(site, arch="plain") / "model.pt").unlink()
-    (_run(site, run="lr0.05_wd0.01_s0_mimic") / fileio.MANIFEST_NAME).unlink()
+    (_run(site, run="lr0.05_wd0.01_s0_const_mimic") / fileio.MANIFEST_NAME).unlink()
     problems = run_audit(site).check("integrity").problems
     assert problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0/notes.txt: extra file, not in the manifest",
-        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_mimic: no MANIFEST.sha256 (incomplete run)",
-        "runs/digits/sgdm/plain/lr0.05_wd0.01_s0/model.pt: missing (listed in the manifest)",
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const/notes.txt: extra file, not in the manifest",
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const_mimic: no MANIFEST.sha256 (incomplete run)",
+        "runs/digits/sgdm/plain/lr0.05_wd0.01_s0_const/model.pt: missing (listed in the manifest)",
     ]
 
 
@@ -246,41 +244,41 @@ def test_resealed_run_fails_against_slab_json(site):
     fileio.write_json(run_dir / "metrics.json", metrics)
     fileio.write_manifest(run_dir)
     assert run_audit(site).check("integrity").problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0/MANIFEST.sha256: sha256 differs from the one "
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const/MANIFEST.sha256: sha256 differs from the one "
         "slab.json records"]
 
 
 def test_slab_json_missing_or_not_matching_its_runs(site):
     slab = Layout(results=site / "results").slab_dir("digits", OPT, "plain")
     (slab / layout.SLAB_MANIFEST).unlink()
-    shutil.copytree(_run(site), _run(site, run="lr0.05_wd0.1_s0"))
+    shutil.copytree(_run(site), _run(site, run="lr0.05_wd0.1_s0_const"))
     # without a config nothing tells a leftover from a damaged slab
     problems = run_audit(site, config=None).check("integrity").problems
     assert problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.1_s0: run directory not listed in slab.json (with "
+        "runs/digits/sgdm/ln/lr0.05_wd0.1_s0_const: run directory not listed in slab.json (with "
         "--config, one outside its grid is stale)",
         "runs/digits/sgdm/plain/slab.json: missing (the slab's training job did not finish)"]
     # one in the config's grid but not in slab.json: the slab is not the config's
-    shutil.rmtree(_run(site, run="lr0.05_wd0.1_s0"))
+    shutil.rmtree(_run(site, run="lr0.05_wd0.1_s0_const"))
     ln_slab = _run(site).parent
     listed = fileio.read_json(ln_slab / layout.SLAB_MANIFEST)
-    listed["members"].remove("lr0.05_wd0_s0")
-    del listed["manifests"]["lr0.05_wd0_s0"]
+    listed["members"].remove("lr0.05_wd0_s0_const")
+    del listed["manifests"]["lr0.05_wd0_s0_const"]
     fileio.write_json(ln_slab / layout.SLAB_MANIFEST, listed)
     assert run_audit(site).check("integrity").problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0_s0: run directory not listed in slab.json",
+        "runs/digits/sgdm/ln/lr0.05_wd0_s0_const: run directory not listed in slab.json",
         "runs/digits/sgdm/plain/slab.json: missing (the slab's training job did not finish)"]
 
 
 # --------------------------------------------------------------------------- completeness
 
 def test_missing_run_fails_completeness(site):
-    shutil.rmtree(_run(site, arch="ln", run="lr0.05_wd0.01_s0_exact"))
+    shutil.rmtree(_run(site, arch="ln", run="lr0.05_wd0.01_s0_const_exact"))
     _write_slab_json(_run(site, arch="ln").parent)
     report = run_audit(site)
     completeness = report.check("completeness")
     assert completeness.status == audit.FAIL
-    assert completeness.problems == ["runs/digits/sgdm/ln/lr0.05_wd0.01_s0_exact: missing"]
+    assert completeness.problems == ["runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const_exact: missing"]
     assert report.check("integrity").status == audit.PASS
     assert cli_audit(site) == 1
 
@@ -294,10 +292,10 @@ def test_completeness_needs_a_config_and_notes_runs_outside_it(site):
     assert completeness.status == audit.PASS and report.ok
     # ln's schedule and mimic runs: trained in the slab (slab.json lists them)
     assert "2 run directories are not in the config's grid" in completeness.notes
-    assert "not in the grid: runs/digits/sgdm/ln/lr0.05_wd0.01_s0_mimic" in completeness.notes
+    assert "not in the grid: runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const_mimic" in completeness.notes
     # plain's two runs: a slab the config lacks, so stale
-    assert completeness.details["stale"] == ["runs/digits/sgdm/plain/lr0.05_wd0.01_s0",
-                                             "runs/digits/sgdm/plain/lr0.05_wd0_s0"]
+    assert completeness.details["stale"] == ["runs/digits/sgdm/plain/lr0.05_wd0.01_s0_const",
+                                             "runs/digits/sgdm/plain/lr0.05_wd0_s0_const"]
     assert completeness.details["stale_slabs"] == ["runs/digits/sgdm/plain"]
 
 
@@ -310,9 +308,9 @@ def test_tampered_config_value_fails_provenance(site):
     report = run_audit(site)
     assert report.check("integrity").status == audit.PASS
     assert report.check("provenance").problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: slab.epochs: recorded 2, its config_values "
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const: slab.epochs: recorded 2, its config_values "
         "give 3",
-        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: config differs: training.epochs: recorded 3, "
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const: config differs: training.epochs: recorded 3, "
         "config 2"]
 
 
@@ -321,10 +319,10 @@ def test_tampered_optimiser_fails_provenance_with_or_without_config(site):
         values["optimiser"]["momentum"] = 0.5
     _edit_provenance(_run(site), edit)
     assert run_audit(site, config=None).check("provenance").problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: slab.optimiser.momentum: recorded 0.9, its "
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const: slab.optimiser.momentum: recorded 0.9, its "
         "config_values give 0.5"]
     problems = run_audit(site).check("provenance").problems
-    assert "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: config differs: optimiser.momentum: " \
+    assert "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const: config differs: optimiser.momentum: " \
            "recorded 0.5, config 0.9" in problems
 
 
@@ -346,9 +344,9 @@ def test_resealed_slab_settings_fail_provenance(site):
     report = run_audit(site)
     assert report.check("integrity").status == audit.PASS
     assert report.check("provenance").problems == [
-        f"runs/digits/sgdm/ln/lr0.05_wd0.01_s0: {line}" for line in (
+        f"runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const: {line}" for line in (
             "slab.epochs: recorded 999, its config_values give 2",
-            'slab.lr_schedule: recorded "cosine", its config_values give "constant"',
+            'slab.lr_schedule: recorded "cosine", its config_values give <absent>',
             "metrics steps 20 is not epochs × (n_train // batch_size) = 999 × (1280 // "
             "128) = 9990")]
     assert cli_audit(site) == 1
@@ -366,7 +364,7 @@ def test_slab_settings_the_config_does_not_give_fail(site):
     _reseal(_run(site))
     assert run_audit(site, config=None).check("provenance").status == audit.PASS
     assert run_audit(site).check("provenance").problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: config differs: training.batch_size: "
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const: config differs: training.batch_size: "
         "recorded 64, config 128"]
 
 
@@ -376,7 +374,7 @@ def test_metrics_slab_and_steps_must_agree_with_provenance(site):
     fileio.write_json(_run(site) / "metrics.json", metrics)
     _reseal(_run(site))
     assert run_audit(site, config=None).check("provenance").problems == [
-        f"runs/digits/sgdm/ln/lr0.05_wd0.01_s0: {line}" for line in (
+        f"runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const: {line}" for line in (
             "metrics.json slab.width: recorded 32, provenance.json 16",
             "metrics steps 19 is not epochs × (n_train // batch_size) = 2 × (1280 // 128) = "
             "20")]
@@ -387,7 +385,7 @@ def test_optimiser_of_another_folder_fails(site):
         values["optimiser"]["name"] = "adamw"
     _edit_provenance(_run(site), edit)
     problems = run_audit(site, config=None).check("provenance").problems
-    assert problems == ["runs/digits/sgdm/ln/lr0.05_wd0.01_s0: recorded optimiser 'adamw' "
+    assert problems == ["runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const: recorded optimiser 'adamw' "
                         "is not its folder's ('sgdm')"]
 
 
@@ -405,8 +403,8 @@ def test_run_recorded_under_another_member_fails(site):
         values["member"]["weight_decay"] = 0.0
     _edit_provenance(_run(site), edit)
     problems = run_audit(site, config=None).check("provenance").problems
-    assert "runs/digits/sgdm/ln/lr0.05_wd0.01_s0: provenance member is lr0.05_wd0_s0, the " \
-           "directory is lr0.05_wd0.01_s0" in problems
+    assert "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const: provenance member is lr0.05_wd0_s0_const, the " \
+           "directory is lr0.05_wd0.01_s0_const" in problems
 
 
 def test_other_training_code_fails_other_commit_is_a_note(site):
@@ -432,12 +430,12 @@ def test_placeholder_or_unhashed_provenance_fails(site):
     _reseal(other)
     problems = run_audit(site, config=None).check("provenance").problems
     assert problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0/provenance.json: lacks config_values, "
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const/provenance.json: lacks config_values, "
         "config_hash, code, packages, device, device_name, threads, seed, wall_seconds, "
         "dataset_sha256",
-        "runs/digits/sgdm/plain/lr0.05_wd0.01_s0/provenance.json: config_hash does not "
+        "runs/digits/sgdm/plain/lr0.05_wd0.01_s0_const/provenance.json: config_hash does not "
         "match its config_values",
-        "runs/digits/sgdm/plain/lr0.05_wd0.01_s0: slab.width: recorded 16, its "
+        "runs/digits/sgdm/plain/lr0.05_wd0.01_s0_const: slab.width: recorded 16, its "
         "config_values give 999"]
 
 
@@ -568,7 +566,7 @@ def test_replay_reproduces_every_run_kind(trained):
     check = replay(trained).check("replay")
     assert check.status == audit.PASS, check.problems
     runs = check.details["runs"]
-    assert {Path(r["run"]).name.split("_s0")[-1] for r in runs} == \
+    assert {Path(r["run"]).name.split("_s0_const")[-1] for r in runs} == \
         {"", "_exact", "_schedule", "_mimic"}
     assert all(r["steps"] == 8 and r["max_rel_err"] <= audit.DEFAULT_RTOL for r in runs)
 
@@ -576,7 +574,7 @@ def test_replay_reproduces_every_run_kind(trained):
 def test_tampered_loss_fails_replay_not_integrity(trained, tmp_path):
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
     run_dir = Layout(results=tmp_path / "results").run_dir("digits", OPT, "ln",
-                                                           "lr0.05_wd0.01_s0_exact")
+                                                           "lr0.05_wd0.01_s0_const_exact")
     with np.load(run_dir / "trace.npz") as npz:
         loss = npz["loss"].copy()
     loss[3] *= 1.01
@@ -585,7 +583,7 @@ def test_tampered_loss_fails_replay_not_integrity(trained, tmp_path):
     check = replay(tmp_path).check("replay")
     assert check.status == audit.FAIL
     assert len(check.problems) == 1
-    assert check.problems[0].startswith("runs/digits/sgdm/ln/lr0.05_wd0.01_s0_exact: loss "
+    assert check.problems[0].startswith("runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const_exact: loss "
                                         "differs from trace.npz at step 3")
     assert cli.main(["audit", str(tmp_path / "results"), "--replay", "5", "--seed", "0",
                      "--skip", "provenance", "--skip", "integrity", "--skip", "claims"]) == 1

@@ -13,7 +13,7 @@ from test_audit import (_reseal, _run, cli_audit, pristine, run_audit,  # noqa: 
 from wdnorm import audit, fileio
 from wdnorm.layout import Layout
 
-RUN = "runs/digits/sgdm/ln/lr0.05_wd0.01_s0"
+RUN = "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const"
 
 
 def _outside(site, name="secret.txt", text="not part of any run\n") -> Path:
@@ -53,20 +53,20 @@ def test_linked_directories_are_not_entered(site):
     """A run directory, or a whole dataset's runs, that is a link is no run."""
     runs = site / "results" / "runs"
     away = site / "elsewhere"
-    shutil.move(str(_run(site, run="lr0.05_wd0.01_s0_exact")), away / "exact")
-    _run(site, run="lr0.05_wd0.01_s0_exact").symlink_to(away / "exact")
+    shutil.move(str(_run(site, run="lr0.05_wd0.01_s0_const_exact")), away / "exact")
+    _run(site, run="lr0.05_wd0.01_s0_const_exact").symlink_to(away / "exact")
     shutil.copytree(runs / "digits", away / "digits_copy")
     (runs / "mnist").symlink_to(away / "digits_copy")
     report = run_audit(site)
     assert report.n_runs == 6  # neither the linked run nor the linked dataset's
     assert report.check("integrity").problems == [
-        f"runs/digits/sgdm/ln/lr0.05_wd0.01_s0_exact: symbolic link to {away / 'exact'}, "
+        f"runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const_exact: symbolic link to {away / 'exact'}, "
         "not followed (links are refused)",
         f"runs/mnist: symbolic link to {away / 'digits_copy'}, not followed (links are "
         "refused)",
-        "runs/digits/sgdm/ln/slab.json: member lr0.05_wd0.01_s0_exact has no run directory"]
+        "runs/digits/sgdm/ln/slab.json: member lr0.05_wd0.01_s0_const_exact has no run directory"]
     assert report.check("completeness").problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_exact: a symbolic link, not followed "
+        "runs/digits/sgdm/ln/lr0.05_wd0.01_s0_const_exact: a symbolic link, not followed "
         "(integrity names it)"]
 
 

@@ -21,11 +21,11 @@ KINDS = (("grid", 0.0), ("grid", 0.01), ("exact", 0.01), ("schedule", 0.01),
          ("mimic", 0.01))
 # 256 samples of 32: 8 steps an epoch, 32 steps; the decay starts at step 22
 CFG = SlabConfig(arch="ln", d_in=8, width=8, depth=1, n_classes=4, epochs=4, batch_size=32,
-                 eval_every=2, optimiser=OptimiserConfig("sgd", momentum=0.9),
-                 lr_schedule="cosine", lr_decay_fraction=0.3)
+                 eval_every=2, optimiser=OptimiserConfig("sgd", momentum=0.9))
+DECAY_FRACTION = 0.3
 RUN_STEPS = 32
 PAST_DECAY = 26  # a replayed prefix that reaches into the decay
-MEMBERS = [Member(0.05, wd, 0, kind) for kind, wd in KINDS]
+MEMBERS = [Member(0.05, wd, 0, kind, "cosine", DECAY_FRACTION) for kind, wd in KINDS]
 
 
 def _prepared(seed: int = 0) -> data.Prepared:
@@ -67,14 +67,14 @@ def replay(root, steps=PAST_DECAY, k=len(MEMBERS), **kwargs):
                        seed=0, **kwargs).check("replay")
 
 
-def _run_dir(root, run="lr0.05_wd0.01_s0_exact"):
+def _run_dir(root, run="lr0.05_wd0.01_s0_cos0.3_exact"):
     return Layout(results=root / "results").run_dir("digits", OPT, "ln", run)
 
 
 def test_a_stopped_slab_is_the_prefix_of_the_full_run():
     """max_steps stops training; the LR's cosine tail and the equivalents' k_t still
     span the whole run."""
-    assert decay_start(RUN_STEPS, CFG.lr_decay_fraction) < PAST_DECAY < RUN_STEPS
+    assert decay_start(RUN_STEPS, DECAY_FRACTION) < PAST_DECAY < RUN_STEPS
     p = _prepared()
     args = (CFG, MEMBERS, p.x_train, p.y_train, p.x_test, p.y_test)
     full, stopped = train_slab(*args), train_slab(*args, max_steps=PAST_DECAY)
@@ -101,7 +101,7 @@ def test_replay_refuses_settings_that_do_not_give_the_recorded_length(cosine_run
     metrics["slab"]["epochs"] = 5
     fileio.write_json(run_dir / "metrics.json", metrics)
     problems = replay(tmp_path, k=len(MEMBERS)).problems
-    assert problems == ["runs/digits/sgdm/ln/lr0.05_wd0.01_s0_exact: cannot replay: its "
+    assert problems == ["runs/digits/sgdm/ln/lr0.05_wd0.01_s0_cos0.3_exact: cannot replay: its "
                         "slab settings give 5 × (256 // 32) = 40 steps on this data, but "
                         "metrics steps has 32, trace.npz has 32: its schedules cannot be "
                         "rebuilt"]
@@ -111,12 +111,12 @@ def test_a_recorded_schedule_other_than_the_settings_fails(cosine_runs, tmp_path
     """A run whose recorded learning rates decay early was not trained as its settings
     say, though its loss may still agree for a while."""
     shutil.copytree(cosine_runs, tmp_path, dirs_exist_ok=True)
-    run_dir = _run_dir(tmp_path, "lr0.05_wd0_s0")
+    run_dir = _run_dir(tmp_path, "lr0.05_wd0_s0_cos0.3")
     with np.load(run_dir / "trace.npz") as npz:
         trace = {k: npz[k].copy() for k in npz.files}
     trace["lr"][20:] *= 0.9
     fileio.atomic_write(run_dir / "trace.npz", lambda tmp: _save_npz(tmp, trace))
     problems = replay(tmp_path).problems
     assert len(problems) == 1
-    assert problems[0].startswith("runs/digits/sgdm/ln/lr0.05_wd0_s0: lr differs from "
+    assert problems[0].startswith("runs/digits/sgdm/ln/lr0.05_wd0_s0_cos0.3: lr differs from "
                                   "trace.npz at step 20 (layer 0)")

@@ -11,7 +11,7 @@ from test_audit import (CONFIG, OPT, _run, cli_audit, pristine, run_audit,  # no
 from wdnorm import audit, cli, fileio, layout
 from wdnorm.layout import Layout
 
-SEED1 = ("lr0.05_wd0_s1", "lr0.05_wd0.01_s1")
+SEED1 = ("lr0.05_wd0_s1_const", "lr0.05_wd0.01_s1_const")
 
 
 def _leave_seed_1(site) -> list[str]:
@@ -97,11 +97,11 @@ def test_an_unlisted_directory_the_config_wants_is_not_stale(site):
     """slab.json that lacks a run of the config's grid: the slab is not the config's."""
     slab = _run(site).parent / layout.SLAB_MANIFEST
     record = fileio.read_json(slab)
-    record["members"].remove("lr0.05_wd0_s0")
-    del record["manifests"]["lr0.05_wd0_s0"]
+    record["members"].remove("lr0.05_wd0_s0_const")
+    del record["manifests"]["lr0.05_wd0_s0_const"]
     fileio.write_json(slab, record)
     report = run_audit(site)
     assert report.check("completeness").details["stale"] == []
     assert report.check("integrity").problems == [
-        "runs/digits/sgdm/ln/lr0.05_wd0_s0: run directory not listed in slab.json"]
+        "runs/digits/sgdm/ln/lr0.05_wd0_s0_const: run directory not listed in slab.json"]
     assert audit.remove_stale_runs(site / "results", CONFIG) == []

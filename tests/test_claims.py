@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from wdnorm import claims, fileio
+from wdnorm import config as config_schema
 from wdnorm.claims import stats
 
 SEEDS = list(range(12))
@@ -21,7 +22,18 @@ PAIRS = [(0.1, 0.02), (0.05, 0.04), (0.025, 0.08)]
 ARCHS = ("plain", "ln", "bn", "res")
 SETTINGS = {"optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9}},
             "matched_pairs": [list(p) for p in PAIRS],
-            "claims": {"weight_decay": WD_STAR, "alpha": 0.05}, "training": {}}
+            "claims": {"weight_decay": WD_STAR, "alpha": 0.05,
+                       "stability": {"resamples": 8}}, "training": {}}
+
+
+def by_arch(groups: dict) -> dict:
+    """A claim's per-group record keyed by architecture (claims.json names every group
+    by its whole key, dataset/optimiser/arch)."""
+    return {k.rsplit("/", 1)[-1]: v for k, v in groups.items()}
+
+
+def names(keys) -> list[str]:
+    return [k.rsplit("/", 1)[-1] for k in keys]
 
 
 def decide(cid, settings=SETTINGS, **tables):
@@ -229,7 +241,7 @@ def test_paired_effect_fields():
 def test_c1_both_ways():
     c = decide("C1", symmetry=symmetry_df(), epsilon_floor=floor_df())
     assert c["verdict"] == "supported"
-    assert c["measured"]["per_arch"]["ln"]["predicted_invariant"] == 6
+    assert by_arch(c["measured"]["per_arch"])["ln"]["predicted_invariant"] == 6
     assert c["measured"]["epsilon_floor_float32"]["ln"]["hidden0"] == 0.7
     bad = symmetry_df()
     bad.loc[0, "rel_change"] = 0.3              # an ln layer that is not invariant after all
@@ -244,7 +256,7 @@ def test_c1_both_ways():
 def test_c2_both_ways_and_honest_about_the_eps_floor():
     c = decide("C2", penalty=penalty_df(practical=0.5))
     assert c["verdict"] == "supported" and "far from 0" in c["summary"]
-    assert c["measured"]["invariant_archs"]["ln"]["runs"] == 3      # the diverged run is out
+    assert by_arch(c["measured"]["invariant_archs"])["ln"]["runs"] == 3      # the diverged run is out
     assert "far from 0" not in decide("C2", penalty=penalty_df(practical=1e-6))["summary"]
     p = penalty_df()
     p.loc[p["arch"] == "ln", "group_ratio_eps0"] = 0.5
@@ -273,9 +285,9 @@ def test_c3_both_ways():
 
 def test_c4_both_ways_and_equilibrium_reported_per_lambda():
     c = decide("C4", dynamics=dynamics_df(ratio=1.0))
-    assert c["verdict"] == "supported" and list(c["measured"]["per_arch"]) == ["ln"]
-    assert c["measured"]["per_arch"]["ln"]["rows"] == 6            # 3 runs x 2 layers at λ=0.1
-    eq = c["measured"]["equilibrium_by_weight_decay"]["ln"]
+    assert c["verdict"] == "supported" and list(by_arch(c["measured"]["per_arch"])) == ["ln"]
+    assert by_arch(c["measured"]["per_arch"])["ln"]["rows"] == 6            # 3 runs x 2 layers at λ=0.1
+    eq = by_arch(c["measured"]["equilibrium_by_weight_decay"])["ln"]
     assert (eq["0.01"]["runs_reached"], eq["0.1"]["runs_reached"]) == (0, 3)
     assert "λ = 0.01, runs at equilibrium: ln 0/3" in c["summary"]
     assert decide("C4", dynamics=dynamics_df(ratio=1.5))["verdict"] == "refuted"
@@ -290,13 +302,13 @@ def test_c4_both_ways_and_equilibrium_reported_per_lambda():
 def test_c5_equivalence_both_ways():
     c = decide("C5", runs=runs_df())
     assert c["verdict"] == "supported"
-    ln = c["measured"]["per_arch"]["ln"]
+    ln = by_arch(c["measured"]["per_arch"])["ln"]
     assert ln["equivalent"] and len(ln["comparisons"]) == 2 and ln["comparisons"][0]["n"] == 12
     c = decide("C5", runs=runs_df(pair_shift={"plain": 0.05}))
     assert c["verdict"] == "supported"                               # the contrast differs
-    assert not c["measured"]["per_arch"]["plain"]["equivalent"]
+    assert not by_arch(c["measured"]["per_arch"])["plain"]["equivalent"]
     c = decide("C5", runs=runs_df(pair_shift={"ln": 0.05}))
-    assert c["verdict"] == "refuted" and c["measured"]["per_arch"]["ln"]["different"]
+    assert c["verdict"] == "refuted" and by_arch(c["measured"]["per_arch"])["ln"]["different"]
     small = decide("C5", runs=runs_df(seeds=SEEDS[:4]))
     assert small["verdict"] == "inconclusive" and "fewer than 5" in small["summary"]
     no_inv = decide("C5", runs=runs_df().query("arch in ['plain', 'res']"))
@@ -310,7 +322,7 @@ def test_c6_supported_with_a_positive_control_and_no_ln_bn_improvement():
     assert c["verdict"] == "supported"
     m = c["measured"]
     assert m["per_setting"]["d/sgdm"]["positive_controls"] == ["plain", "res"]
-    plain, bn = m["per_arch"]["plain"], m["per_arch"]["bn"]
+    plain, bn = by_arch(m["per_arch"])["plain"], by_arch(m["per_arch"])["bn"]
     acc = plain["test_acc"]
     assert acc["improves"] and acc["hl"] == pytest.approx(0.03, abs=0.005)
     # Holm across the four architectures: plain and res tie at the smallest raw p
@@ -339,7 +351,7 @@ def test_c6_inconclusive_without_a_positive_control_or_seeds():
 
 def test_c6_harm_changes_but_does_not_refute():
     c = decide("C6", runs=runs_df(effect={"ln": -0.03}))
-    ln = c["measured"]["per_arch"]["ln"]["test_acc"]
+    ln = by_arch(c["measured"]["per_arch"])["ln"]["test_acc"]
     assert ln["changes"] and not ln["improves"]
     assert c["verdict"] == "supported" and "ln: changes, does not improve" in c["summary"]
 
@@ -351,24 +363,24 @@ def test_c7_supported_when_exact_tracks_and_schedule_is_equivalent():
     assert c["verdict"] == "supported"
     m = c["measured"]
     assert m["probe"]["holds"]
-    ln = m["slabs"]["ln"]
+    ln = by_arch(m["slabs"])["ln"]
     assert ln["schedule_minus_wd"]["equivalent"] and ln["schedule_minus_wd"]["n"] == 12
     assert ln["share_explained"]["share"] == pytest.approx(1.0, abs=0.1)   # WD acts via LR
     assert ln["share_explained"]["ci_low"] < 1.0 < ln["share_explained"]["ci_high"]
-    assert m["slabs"]["bn"]["share_explained"]["share"] is None     # no WD effect to explain
+    assert by_arch(m["slabs"])["bn"]["share_explained"]["share"] is None     # no WD effect to explain
     assert ln["mimic_minus_wd"]["divergence_rate"] == pytest.approx(1 / 12)
-    assert m["float32_tracking"]["ln"]["exact"]["loss_track_steps_median"] == 1000
+    assert by_arch(m["float32_tracking"])["ln"]["exact"]["loss_track_steps_median"] == 1000
 
 
 def test_c7_refuted_by_the_probe_either_way_or_by_the_schedule():
     runs = runs_df()
     c = decide("C7", runs=runs, equivalence_probe=probe_df(ln_tracks=False))
-    assert c["verdict"] == "refuted" and c["measured"]["probe"]["invariant_failing"] == ["ln"]
+    assert c["verdict"] == "refuted" and names(c["measured"]["probe"]["invariant_failing"]) == ["ln"]
     c = decide("C7", runs=runs, equivalence_probe=probe_df(plain_tracks=True))
-    assert c["verdict"] == "refuted" and c["measured"]["probe"]["contrast_tracking"] == ["plain"]
+    assert c["verdict"] == "refuted" and names(c["measured"]["probe"]["contrast_tracking"]) == ["plain"]
     c = decide("C7", runs=runs_df(schedule_shift={"ln": -0.05}), equivalence_probe=probe_df())
     assert c["verdict"] == "refuted"
-    assert c["measured"]["slabs"]["ln"]["schedule_minus_wd"]["different"]
+    assert by_arch(c["measured"]["slabs"])["ln"]["schedule_minus_wd"]["different"]
     assert decide("C7", runs=runs)["verdict"] == "inconclusive"     # no probe
 
 
@@ -420,7 +432,7 @@ def tuned_runs(effect=None, val=True):
 def test_c8_selects_on_validation_and_compares_on_test():
     c = decide("C8", TUNED_SETTINGS, runs=tuned_runs())
     assert c["verdict"] == "supported"
-    ln = c["measured"]["per_arch"]["ln"]
+    ln = by_arch(c["measured"]["per_arch"])["ln"]
     assert ln["selected"]["no_weight_decay"]["lr"] == 0.1      # not the test-best (0.1, 0.1)
     assert (ln["selected"]["weight_decay"]["lr"], ln["selected"]["weight_decay"]["weight_decay"]) \
         == (0.05, WD_STAR)
@@ -439,17 +451,20 @@ def test_c8_inconclusive_without_a_learning_rate_grid_or_a_validation_split():
 
 
 def test_registry():
-    assert list(claims.REGISTRY) == [f"C{i}" for i in range(1, 9)]
+    assert list(claims.REGISTRY) == [f"C{i}" for i in range(1, 10)]
     used = {t for claim in claims.REGISTRY.values() for t in claim.tables}
     assert set(claims.TABLE_NAMES) == used and "equivalence_probe" in used
     assert "penalty_curve" not in used                                # a figure's table only
 
 
 def test_tolerance_overrides_from_the_config():
-    config = dict(SETTINGS, claims={"weight_decay": WD_STAR, "alpha": 0.05,
-                                    "tolerances": {"c4_rel": 0.6}}, seeds=SEEDS)
+    config = config_schema.with_defaults(dict(
+        SETTINGS, claims={"weight_decay": WD_STAR, "alpha": 0.05, "tolerances": {"c4_rel": 0.6},
+                          "stability": {"resamples": 8}},
+        seeds=SEEDS, weight_decays=[0.0, WD_STAR], datasets=["digits"]))
     settings = claims.settings_from_config(config)
-    assert set(settings) == {"optimisers", "weight_decays", "matched_pairs", "claims", "training"}
+    assert set(settings) == {"optimisers", "weight_decays", "matched_pairs", "claims", "training",
+                             "protocols"}
     assert decide("C4", settings, dynamics=dynamics_df(ratio=1.5))["verdict"] == "supported"
     out = claims.decide_all({"dynamics": dynamics_df(ratio=1.5)}, settings)
     assert out["tolerances"]["c4_rel"] == 0.6 and out["verdicts"]["C4"] == "supported"
@@ -464,22 +479,26 @@ def test_decide_all_write_and_render(tmp_path):
     out = claims.decide_all(loaded, SETTINGS)
     # C8 needs a learning-rate grid, which SETTINGS does not have
     assert out["verdicts"] == {**{f"C{i}": "supported" for i in range(1, 8)},
-                               "C8": "inconclusive"}
+                               "C8": "inconclusive", "C9": "inconclusive"}
     for name in tables:
         path = tmp_path / "tables" / f"{name}.csv"
         assert out["inputs"][name]["sha256"] == fileio.sha256_file(path)
     assert out["naming"]["postln"]["article_name"] == "pre-norm"
     assert out["answer"]["verdict"] == "supported" and "plain" in out["answer"]["text"]
-    assert set(out["answer"]["key_numbers"]["headline"]) == {"ln", "bn"}
-    claims.write_claims(out, tmp_path / "claims.json", tmp_path / "CLAIMS.md")
+    assert all(x["stability"]["resamples"] in (0, 8) for x in out["claims"])
+    claims.write_claims(out, tmp_path / "claims.json", tmp_path / "CLAIMS.md",
+                        tmp_path / "effects.csv")
+    effects = pd.read_csv(tmp_path / "effects.csv")
+    c6 = effects[(effects["claim"] == "C6") & (effects["metric"] == "test_acc")]
+    assert set(c6["arch"]) == set(ARCHS) and (c6["unit"] == "fraction").all()
 
     def no_nan(token):
         raise ValueError(f"non-standard JSON constant {token}")
     again = json.loads((tmp_path / "claims.json").read_text(), parse_constant=no_nan)
     assert again["verdicts"] == out["verdicts"]
     md = (tmp_path / "CLAIMS.md").read_text()
-    assert md.index("Supported on this data") < md.index("| claim | verdict | test |")
-    assert md.count("**supported**") == 8 and "## C8" in md      # answer + 7 rows
+    assert md.index("Main protocol") < md.index("| claim | verdict | stability |")
+    assert md.count("**supported**") == 8 and "## C9" in md      # answer + 7 rows
     loaded["runs"] = runs_df(effect={"ln": 0.03})
     flipped = claims.decide_all(loaded, SETTINGS)
     assert flipped["verdicts"]["C6"] == "refuted" and flipped["answer"]["verdict"] == "refuted"
@@ -490,6 +509,7 @@ def test_statistical_claims_state_their_margin():
     out = claims.decide_all(good_tables(), SETTINGS)
     margins = {x["id"]: x.get("margin") for x in out["claims"]}
     assert margins == {"C1": None, "C2": None, "C3": None, "C4": None, "C5": 0.02,
-                       "C6": 0.01, "C7": 0.01, "C8": 0.01}
-    for x in out["claims"]:  # C8 has nothing to count without a learning-rate grid
-        assert x["test"] and (x["n"] or x["id"] == "C8") and x["rule"] and x["summary"], x["id"]
+                       "C6": 0.01, "C7": 0.01, "C8": 0.01, "C9": 0.01}
+    for x in out["claims"]:  # C8, C9 have nothing to count without an lr grid, protocols
+        assert x["test"] and (x["n"] or x["id"] in ("C8", "C9")) and x["rule"] \
+            and x["summary"], x["id"]

@@ -87,24 +87,29 @@ def test_matched_pairs_must_share_one_product(config):
     _fails(config, "matched_pairs", "product")
 
 
-def test_equivalents_must_exist_at_every_learning_rate(config):
-    """ηλ ≤ (1 − √α)² at the optimiser's lr and at every lr_grid value (momentum 0.9:
-    2.6e-3; λ* = 3e-3, so lr 1.0 crosses it)."""
+def test_equivalents_must_exist_where_they_train(config):
+    """ηλ ≤ (1 − √α)² (momentum 0.9: 2.6e-3; λ* = 3e-3, so lr 1.0 crosses it) where the
+    equivalents train: at the optimiser's lr, or at every lr_grid value too when asked."""
     config["optimisers"]["sgdm"]["lr_grid"] = [0.05, 1.0]
+    check(config)  # the equivalents train at lr 0.1 only
+    config["equivalents"] = {"every_learning_rate": True}
     _fails(config, "optimisers.sgdm", "lr=1", "LR-schedule equivalent")
-    config["equivalents"] = {"kinds": []}
+    config["equivalents"] = {"every_learning_rate": True, "kinds": []}
     check(config)
 
 
 def test_learning_rate_grid_trains_the_lambda_grid_at_each_rate(config):
     config["optimisers"]["sgdm"]["lr_grid"] = [0.05, 0.1]  # 0.1 is the grid lr: once
+    config["protocols"] = {}
+    config["matched_pairs"] = [[0.1, 3.0e-3], [0.05, 6.0e-3]]
     full = config_schema.with_defaults(config)
-    plain = grid.slab_members(full, "sgdm", "plain")
-    ln = grid.slab_members(full, "sgdm", "ln")
-    per_seed = 2 * len(full["weight_decays"]) + 2  # 2 lrs × λ grid, 2 more matched pairs
+    plain = grid.slab_members(full, "mnist1d", "sgdm", "plain")
+    ln = grid.slab_members(full, "mnist1d", "sgdm", "ln")
+    per_seed = 2 * len(full["weight_decays"]) + 1  # 2 lrs × λ grid, 1 more matched pair
     assert len(plain) == len(full["seeds"]) * per_seed
-    assert len(ln) == len(full["seeds"]) * (per_seed + 2 * 3)  # 3 equivalents at each lr
-    assert {m.lr for m in ln if m.kind == "exact"} == {0.1, 0.05}
+    kinds = len(full["equivalents"]["kinds"])
+    assert len(ln) == len(full["seeds"]) * (per_seed + kinds)  # equivalents at lr 0.1 only
+    assert {m.lr for m in ln if m.kind == "exact"} == {0.1}
     assert len(set(ln)) == len(ln)
 
 

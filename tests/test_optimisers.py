@@ -74,7 +74,7 @@ def test_a_new_record_is_all_a_new_optimiser_needs(with_decoupled_sgd):
                             "optimisers": {"w": {"algorithm": "sgdw", "lr": 0.05,
                                                  "momentum": 0.9}}})
     checks.check_config(config)
-    members = grid.slab_members(config, "w", "ln")
+    members = grid.slab_members(config, "digits", "w", "ln")
     assert {m.kind for m in members} == {"grid"}  # no exact equivalent: none trained
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 6, generator=gen), torch.randint(0, 3, (64,), generator=gen)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from wdnorm import __version__, dependencies, provenance
+from wdnorm import config as config_schema
 
 torch.set_num_threads(1)
 
@@ -133,17 +134,23 @@ def test_settings_hash_counts_the_optimiser(key, value):
     assert provenance.settings_hash(values) != provenance.settings_hash(changed)
 
 
-def test_training_values_name_the_optimiser():
-    config = {"n_train": None, "n_validation": 0, "subset_seed": 0, "model": {"width": 8},
-              "decay_scope": "hidden", "training": {"epochs": 2}, "seeds": [0, 1],
-              "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.1, "momentum": 0.9},
-                             "adamw": {"algorithm": "adamw", "lr": 0.001}}}
-    values = provenance.training_values(config, "sgdm")
-    assert values == {"n_train": None, "n_validation": 0, "subset_seed": 0, "model": {"width": 8},
-                      "decay_scope": "hidden", "training": {"epochs": 2},
-                      "optimiser": {"name": "sgdm", "algorithm": "sgd", "lr": 0.1,
-                                    "momentum": 0.9}}
-    assert provenance.training_values(config, "adamw")["optimiser"]["name"] == "adamw"
+def test_training_values_name_the_slab_settings():
+    """Per slab: its data variant, model, decay scope, slab-level training (the member
+    records its own schedule) and its optimiser, named."""
+    config = config_schema.with_defaults({
+        "datasets": ["digits"], "model": {"width": 8}, "training": {"epochs": 2},
+        "weight_decays": [0.0, 0.01], "seeds": [0, 1], "claims": {"weight_decay": 0.01},
+        "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.1, "momentum": 0.9},
+                       "adamw": {"algorithm": "adamw", "lr": 0.001}},
+        "protocols": {"long": {"epochs": 4}}})
+    values = provenance.training_values(config, "digits", "sgdm")
+    assert values["optimiser"] == {"name": "sgdm", **config["optimisers"]["sgdm"]}
+    assert values["data"] == {"dataset": "digits", "n_train": None, "n_validation": 0,
+                              "subset_seed": 0, "options": {}}
+    assert values["training"]["epochs"] == 2 and "lr_schedule" not in values["training"]
+    assert provenance.training_values(config, "digits", "adamw")["optimiser"]["name"] == "adamw"
+    # a protocol with another training length trains in a slab setting of its own
+    assert provenance.training_values(config, "digits", "long")["training"]["epochs"] == 4
 
 
 def _package(root, files: dict):

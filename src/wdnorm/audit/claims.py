@@ -6,6 +6,7 @@ verdicts -- and every other recomputed field -- equal the recorded ones."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def check_claims(root: Path, config: dict | None) -> Check:
         check.problems += [f"claims were decided with other settings: {d}"
                            for d in settings_differences(settings, config)]
     try:
-        decided = json.loads(json.dumps(claims.decide_all(tables, settings), default=str))
+        # every core: the stability bootstrap re-decides each claim hundreds of times
+        decided = json.loads(json.dumps(claims.decide_all(
+            tables, settings, workers=os.cpu_count() or 1), default=str))
     except Exception as failure:  # noqa: BLE001 -- failing to recompute is a finding
         check.problems.append(f"recomputing the claims failed ({type(failure).__name__}: "
                               f"{failure})")
@@ -124,13 +127,17 @@ def _consistency_problems(recorded: dict, verdicts: dict) -> list[str]:
 
 
 def settings_differences(settings: dict, config: dict) -> list[str]:
-    """Recorded claims settings that differ from the (defaults-filled) config's."""
+    """Recorded claims settings that differ from those the (defaults-filled) config
+    gives (:func:`wdnorm.claims.settings_from_config`)."""
+    from .. import claims
+
+    expected = claims.settings_from_config(config)
     out = []
     for key, value in sorted(settings.items()):
-        if key not in config:
-            out.append(f"settings.{key}: recorded, not a config key")
+        if key not in expected:
+            out.append(f"settings.{key}: recorded, not a setting of the claims")
         else:
-            out += differences(f"settings.{key}", value, config[key])
+            out += differences(f"settings.{key}", value, expected[key])
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as config_schema
-from .. import checks, fileio, grid, layout
+from .. import checks, fileio, grid, layout, protocols
 from . import tree
 from .report import AuditError
 
@@ -63,8 +63,9 @@ class RunRef:
         return root / self.rel
 
 
-def parse_run(name: str) -> tuple[float, float, int, str] | None:
-    """``(lr, weight_decay, seed, kind)`` of a run id; None when it is not one."""
+def parse_run(name: str) -> tuple[float, float, int, str, str, float] | None:
+    """``(lr, weight_decay, seed, kind, lr_schedule, lr_decay_fraction)`` of a run id;
+    None when it is not one."""
     try:
         return layout.parse_run_id(name)
     except (ValueError, IndexError):
@@ -142,10 +143,8 @@ def prepare_config(config: dict) -> dict:
 def expected_runs(config: dict) -> list[RunRef]:
     """Every run the config trains: every member of every slab, all kinds."""
     refs = {RunRef(dataset, optimiser, arch, member.run_id)
-            for dataset in config["datasets"]
-            for optimiser in config["optimisers"]
-            for arch in config["architectures"]
-            for member in grid.slab_members(config, optimiser, arch)}
+            for dataset, optimiser, arch in protocols.slabs(config)
+            for member in grid.slab_members(config, dataset, optimiser, arch)}
     return sorted(refs)
 
 

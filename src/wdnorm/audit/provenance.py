@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import learning_rates
+from .. import protocols
 from .. import provenance as records
 from ..layout import run_id
 from . import tree
@@ -96,9 +97,7 @@ def identity_problems(ref: RunRef, values: dict, prov: dict, metrics: dict | Non
     member = values.get("member")
     if not isinstance(member, dict) or not {"lr", "weight_decay", "seed"} <= set(member):
         return out + ["provenance records no member (lr, weight_decay, seed)"]
-    kind = member.get("kind", values.get("kind"))
-    named = run_id(member["lr"], member["weight_decay"], member["seed"],
-                   kind if isinstance(kind, str) else GRID)
+    named = member_run_id(member, values.get("kind"))
     if named != ref.run_id:
         out.append(f"provenance member is {named}, the directory is {ref.run_id}")
     if prov.get("seed") != member["seed"]:
@@ -109,6 +108,19 @@ def identity_problems(ref: RunRef, values: dict, prov: dict, metrics: dict | Non
     return out
 
 
+def member_run_id(member: dict, kind, force_kind: bool = False) -> str:
+    """The run id a recorded member names (its kind, else ``kind``; its schedule)."""
+    if not force_kind:
+        kind = member.get("kind", kind)
+    try:
+        return run_id(member["lr"], member["weight_decay"], member["seed"],
+                      kind if isinstance(kind, str) else GRID,
+                      member.get("lr_schedule", "constant"),
+                      float(member.get("lr_decay_fraction", 1.0)))
+    except (TypeError, ValueError) as error:
+        return f"<no run id: {error}>"
+
+
 def _metrics_problems(ref: RunRef, values: dict, member: dict, metrics: dict) -> list[str]:
     out = [f"metrics {key} {metrics.get(key)!r} does not match its place ({expected!r})"
            for key, expected in (("run_id", ref.run_id), ("kind", ref.kind),
@@ -116,9 +128,10 @@ def _metrics_problems(ref: RunRef, values: dict, member: dict, metrics: dict) ->
                                  ("arch", ref.arch))
            if metrics.get(key) != expected]
     out += [f"metrics {key} {metrics.get(key)} differs from provenance {member[key]}"
-            for key in ("lr", "weight_decay", "seed") if not same(member[key], metrics.get(key))]
-    reference = None if ref.kind == GRID else run_id(member["lr"], member["weight_decay"],
-                                                      member["seed"], GRID)
+            for key in ("lr", "weight_decay", "seed", "lr_schedule", "lr_decay_fraction",
+                        "protocol")
+            if key in member and not same(member[key], metrics.get(key))]
+    reference = None if ref.kind == GRID else member_run_id(member, GRID, force_kind=True)
     if metrics.get("reference") != reference:
         out.append(f"metrics reference {metrics.get('reference')!r}, expected {reference!r}")
     return out
@@ -139,14 +152,15 @@ def optimiser_problems(ref: RunRef, values: dict) -> list[str]:
 
 def config_problems(ref: RunRef, values: dict, config: dict) -> list[str]:
     """How a run's recorded settings differ from the config's (defaults filled)."""
-    if ref.optimiser not in config["optimisers"]:
-        return [f"optimiser {ref.optimiser!r} is not in the config "
-                f"({', '.join(config['optimisers'])})"]
-    expected = records.training_values(config, ref.optimiser)
+    slabs = {(d, o) for d, o, _ in protocols.slabs(config)}
+    if (ref.dataset, ref.optimiser) not in slabs:
+        return [f"slab {ref.dataset}/{ref.optimiser} is not trained by the config "
+                f"({', '.join(sorted(f'{d}/{o}' for d, o in slabs))})"]
+    expected = records.training_values(config, ref.dataset, ref.optimiser)
     recorded = {k: v for k, v in values.items() if k not in records.RUN_KEYS}
     out = [f"config differs: {d.lstrip('.')}" for d in differences("", recorded, expected)]
     member = values.get("member") or {}
-    allowed = learning_rates(expected["optimiser"])
+    allowed = learning_rates({k: v for k, v in expected["optimiser"].items() if k != "name"})
     if ref.kind == GRID:
         allowed += [float(lr) for lr, _ in config.get("matched_pairs") or []]
     lr = member.get("lr")

@@ -48,7 +48,7 @@ def protocol_settings(p) -> dict:
             "optimiser": p.optimiser, "optimiser_entry": dict(p.optimiser_entry),
             "lr": float(p.optimiser_entry["lr"]), "weight_decay": p.weight_decay,
             "weight_decays": list(p.weight_decays), "lr_schedule": p.schedule[0],
-            "lr_decay_fraction": p.schedule[1], "architectures": list(p.architectures),
+            "lr_decay_fraction": p.schedule[1],
             "tuned": p.tuned}
 
 

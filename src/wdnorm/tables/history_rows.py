@@ -31,7 +31,7 @@ def history_rows(metrics: dict) -> list[dict]:
                                         "lr", "weight_decay", "seed", "status")}
     base.update(protocol=metrics.get("protocol", "main"), lr_schedule=schedule)
     rows = []
-    for e, (epoch, step) in enumerate(zip(history["epoch"], history["step"])):
+    for e, (epoch, step) in enumerate(zip(history.get("epoch", []), history.get("step", []))):
         at = min(int(step), len(scale) - 1)  # the rate of the next step (last: the final)
         rows.append(dict(base, evaluation=e, epoch=int(epoch), step=int(step),
                          lr_at_step=float(metrics["lr"]) * float(scale[at]),
