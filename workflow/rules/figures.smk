@@ -13,13 +13,25 @@ localrules:
     verdict_table,
 
 
+def figure_tables(wildcards):
+    """{table: path} of every table the figure's registry record reads."""
+    return {name: str(LAYOUT.table(name)) for name in figure_registry.get(wildcards.figure).tables}
+
+
+def written_by_a_rule(path):
+    return any(rule.is_producer(path) for rule in workflow.rules)
+
+
 def figure_inputs(wildcards):
-    """The template, results/claims.json and the figure's own tables, named by table."""
-    record = figure_registry.get(wildcards.figure)
+    """The template, results/claims.json and the figure's own tables, named by table --
+    those some rule of this workflow writes: a table none writes (the protocols figure's
+    effects.csv before the claims step writes it) is read as empty, and the figure says
+    "no data" instead of stopping the whole workflow."""
+    tables = figure_tables(wildcards)
     return {
-        "notebook": os.path.join(REPO_DIR, "workflow", "notebooks", f"{record.name}.ipynb"),
+        "notebook": os.path.join(REPO_DIR, "workflow", "notebooks", f"{wildcards.figure}.ipynb"),
         "claims": "results/claims.json",
-        **{name: str(LAYOUT.table(name)) for name in record.tables},
+        **{name: path for name, path in tables.items() if written_by_a_rule(path)},
     }
 
 
@@ -50,6 +62,7 @@ rule figure:
         notebook="results/notebooks/{figure}.ipynb",
         caption="results/captions/{figure}.rst",
     params:
+        tables=figure_tables,
         dpi=config["figures"]["dpi"],
         formats=FIGURE_FORMATS,
         code=figure_code,
@@ -63,12 +76,19 @@ rule figure:
         "../scripts/figure.py"
 
 
-# The verdict table the report opens on (workflow/report/workflow.rst includes it).
+# The report's own pages: its front page (workflow/report/workflow.rst includes it), the
+# verdict table and the configuration, each a report item of its own category. The
+# configuration page is written from the config in force when this rule runs (it is not
+# a parameter: a figure option must redraw the figures only).
 rule verdict_table:
     input:
         claims="results/claims.json",
     output:
-        "results/report/verdicts.rst",
+        front="results/report/front.rst",
+        verdicts=report("results/report/verdicts.html", category="Verdicts",
+                        labels={"page": "verdict table"}),
+        configuration=report("results/report/configuration.html", category="Configuration",
+                             labels={"page": "configuration (YAML)"}),
     params:
         code=source_hash(figure_registry.REPORT_MODULES),
     conda:

@@ -154,7 +154,9 @@ def draw(tables, claims: ClaimsView):
     scales = sorted(sym_all["scale"].unique()) if "scale" in sym_all else []
     nrows = max(math.ceil(len(scales) / 2), 1)
     n_map_rows = max(len(_rows(sub)) if len(sub) else 1 for _, (sub,) in blocks)
-    cv = style.canvas(8.8, 0.25 + nrows * (0.75 + 0.2 * n_map_rows), len(blocks), 1, 1)
+    cv = style.canvas(8.8, 0.25 + nrows * (0.75 + 0.2 * n_map_rows), len(blocks), style.Header(
+        claims, FIGURE.claims, FIGURE.title, blocks[0][0] if len(blocks) == 1 else ""),
+        _legend_handles())
     default_tol = float(sym_all["tol"].iloc[0]) if "tol" in sym_all and len(sym_all) \
         else SYMMETRY_TOL
     tol = claims.tolerance("c1_invariant", default_tol)
@@ -166,7 +168,4 @@ def draw(tables, claims: ClaimsView):
     for (label_text, (sym,)), target in zip(blocks, cv.blocks):
         _draw_block(target, sym, scales, cmap, norm, tol, tol_changed, vmax)
         style.setting_title(target, blocks, label_text)
-    cv.legend(_legend_handles(), ncol=4)
-    style.header(cv, claims, FIGURE.claims, FIGURE.title,
-                 blocks[0][0] if len(blocks) == 1 else "")
     return cv.fig
