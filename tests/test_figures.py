@@ -629,7 +629,8 @@ def test_report_pages(claims_json, tmp_path, monkeypatch):
     tested["claims"][6]["test"] = "(a) numerical check; (b) TOST"
     assert "<ol" not in report.rst_to_html(report.verdict_table(ClaimsView(tested)), "V")
     page = report.configuration_page({"seeds": [0, 1], "compile": True, "n_train": None})
-    assert "seeds:\n- 0\n- 1" in page and "compile: true" in page and "None" not in page
+    assert "seeds: [0, 1]" in page and "compile: true" in page and "None" not in page
+    assert "<li>" not in html  # no cell turned into a list
     # the report's templates include the files the rules write, relative to the workdir
     monkeypatch.chdir(tmp_path)
     report.write_caption(registry.get("mechanism"), claims, "results/captions/mechanism.rst")

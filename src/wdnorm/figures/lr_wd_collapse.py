@@ -107,11 +107,20 @@ def _block(target, pairs, dyn, names, reference, margin_pp) -> None:
                      f"reference pair ({reference[0]:g}, {reference[1]:g})", fontsize="medium")
 
 
-def _legend(margin_pp, frame):
+def _pair_angles(pairs: pd.DataFrame, dyn: pd.DataFrame) -> pd.DataFrame:
+    """The equilibrium angles of the matched-pair runs."""
+    angles = run_angles(dyn)
+    if pairs.empty or angles.empty:
+        return angles.iloc[:0]
+    return angles.merge(pairs[list(RUN_KEYS)].drop_duplicates(), on=list(RUN_KEYS))
+
+
+def _legend(margin_pp, frame, angles):
     handles = [panels.HL_HANDLE, panels.SEED_HANDLE, panels.MEDIAN_HANDLE,
-               Line2D([], [], color="black", linestyle="--", label="predicted √(2ηλ/(1+α))"),
-               Line2D([], [], color="black", marker="o", markerfacecolor="white",
-                             linestyle="", label="angle: equilibrium not reached")]
+               Line2D([], [], color="black", linestyle="--", label="predicted √(2ηλ/(1+α))")]
+    if len(angles) and not angles["reached"].all():
+        handles.append(Line2D([], [], color="black", marker="o", markerfacecolor="white",
+                              linestyle="", label="angle: equilibrium not reached"))
     handles += panels.status_handles(frame)
     if margin_pp is not None:
         handles.append(Patch(facecolor=panels.MARGIN_COLOUR,
@@ -129,7 +138,7 @@ def draw(tables, claims: ClaimsView):
     margin_pp = 100 * margin if margin is not None else None
     cv = style.canvas(1.4 * max(len(names), 1) + 1.0, 4.6, len(blocks), style.Header(
         claims, FIGURE.claims, FIGURE.title, blocks[0][0] if len(blocks) == 1 else ""),
-        _legend(margin_pp, pairs_all))
+        _legend(margin_pp, pairs_all, _pair_angles(pairs_all, dynamics)))
     for (label_text, (pairs, dyn)), target in zip(blocks, cv.blocks):
         if pairs.empty:
             panels.empty(target.subplots(), "no matched-pair runs")

@@ -43,10 +43,11 @@ def _claim_ids(claims: ClaimsView) -> list[str]:
 
 
 def _stability(claims: ClaimsView, cid: str) -> str:
-    """"fragile" or "stable", with the agreement and its threshold; "-" without a check."""
+    """"fragile" or "stable", with the agreement and its threshold; "not checked"
+    without a stability check (claims.json older than it)."""
     check = claims.stability(cid)
     if "fragile" not in check:
-        return "-"
+        return "not checked"
     fragile = claims.fragile(cid)
     word = "fragile" if fragile else "stable"
     if all(isinstance(check.get(k), (int, float)) for k in ("agreement", "threshold")):
@@ -67,8 +68,8 @@ def front_page(claims: ClaimsView) -> str:
         fragile = " — ⚠ *fragile*" if claims.fragile(cid) else ""
         lines.append(f"- **{escape(cid)}** {escape(claims.verdict(cid))}{fragile}"
                      + (f" · {escape(title)}" if title else ""))
-    lines += ["", "Tests, n and key numbers: *Verdicts*; the figures with their captions: "
-              "*Figures*; the configuration: *Configuration* (menu on the left)."]
+    lines += ["", "Tests, n, key numbers: *Verdicts*; figures: *Figures*; the configuration: "
+              "*Configuration*."]
     return "\n".join(lines) + "\n"
 
 
@@ -99,11 +100,11 @@ def verdict_table(claims: ClaimsView) -> str:
 def _text_cell(text: str) -> str:
     """A table cell of plain text: a line block, so that a text opening on "(a) ..."
     (C7's test) stays text instead of becoming an enumerated list."""
-    return f"| {escape(text)}" if text else "-"
+    return f"| {escape(text)}" if text else "n/a"
 
 
 def _figures_of(cid: str) -> str:
-    return ", ".join(f"{f.name}.png" for f in REGISTRY.values() if cid in f.claims) or "-"
+    return ", ".join(f"{f.name}.png" for f in REGISTRY.values() if cid in f.claims) or "none"
 
 
 _CSS = ("body{font-family:sans-serif;font-size:14px;margin:1.5em;color:#222}"
@@ -127,7 +128,9 @@ def configuration_page(config: Mapping) -> str:
     """The run's configuration (schema defaults filled in) as YAML, in an HTML page."""
     import yaml
 
-    text = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True)
+    # lists of scalars on one line (seeds, weight decays), mappings as blocks
+    text = yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True,
+                          default_flow_style=None, width=88)
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Configuration</title>"
             f"<style>{_CSS}</style></head><body><h1>Configuration</h1><p>The configuration "
             f"the verdicts were computed with, after the schema's defaults "
