@@ -510,12 +510,14 @@ def test_lr_wd_collapse_draws_the_stated_margin(drawn, tables, claims_json):
     assert not _gids(registry.get("lr_wd_collapse").draw(tables, ClaimsView(no_margin)), "margin")
 
 
-def test_paired_difference_pairs_by_seed():
+def test_paired_pairs_by_seed():
     frame = pd.DataFrame(dict(seed=[0, 1, 0, 1, 2], weight_decay=[0, 0, 1, 1, 1],
                               test_acc=[0.5, 0.7, 0.6, 0.6, 0.9]))
-    diff = data.paired_difference(frame, "test_acc")
-    assert list(diff["seed"]) == [0, 1, 0, 1]  # seed 2 has no baseline
-    assert diff["diff"].round(6).tolist() == [0.0, 0.0, 0.1, -0.1]
+    diff = data.paired(frame, frame["weight_decay"] == 0)
+    assert list(diff["seed"]) == [0, 1]  # seed 2 has no baseline
+    assert diff["pp"].round(6).tolist() == [10.0, -10.0]
+    both = data.paired(frame, frame["weight_decay"] == 0, keep_reference=True)
+    assert both["pp"].round(6).tolist() == [0.0, 0.0, 10.0, -10.0]
 
 
 def test_theme_is_seaborns_and_leaves_the_global_state_alone():

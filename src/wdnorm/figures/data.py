@@ -144,30 +144,25 @@ def claim_weight_decay(runs: pd.DataFrame, stated: float | None) -> float | None
     return wds[0] if len(wds) == 1 else None
 
 
-def paired_difference(frame: pd.DataFrame, value: str, by: str = "weight_decay",
-                      baseline: float = 0.0) -> pd.DataFrame:
-    """Per seed, ``value`` minus the same seed's ``value`` at ``by == baseline``: the
-    paired contrast of a seed-paired design. Rows without a baseline seed are left out."""
-    base = frame[np.isclose(frame[by].astype(float), baseline)].set_index("seed")[value]
-    base = base[~base.index.duplicated()]
-    out = frame[frame["seed"].isin(base.index)].copy()
-    out["diff"] = out[value].astype(float).to_numpy() - base.loc[out["seed"]].astype(float).to_numpy()
-    return out
+def paired(frame: pd.DataFrame, reference, value: str = "test_acc",
+           keep_reference: bool = False) -> pd.DataFrame:
+    """The rows of ``frame`` that are not the reference arm (boolean mask ``reference``;
+    it too with ``keep_reference``), of seeds that have one, with ``pp``: ``value`` minus
+    the same seed's reference value, in percentage points -- the paired contrast of a
+    seed-paired design."""
+    reference = np.asarray(reference, dtype=bool)
+    base = frame[reference].drop_duplicates("seed").set_index("seed")[value].astype(float)
+    rows = frame[(keep_reference | ~reference) & frame["seed"].isin(base.index).to_numpy()]
+    return rows.assign(pp=100 * (rows[value].astype(float).to_numpy()
+                                 - base.loc[rows["seed"]].to_numpy()))
 
 
 def status_rates(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Per group: runs, and the count and share of each status."""
-    status = column(frame, "status", "ok").fillna("ok")
-    rows = []
-    for key, group in frame.assign(_status=status).groupby(list(by), sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        counts = group["_status"].value_counts()
-        row = dict(zip(by, key), runs=len(group))
-        for s in STATUSES:
-            row[s] = int(counts.get(s, 0))
-            row[f"{s}_rate"] = row[s] / len(group)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=[*by, "runs", *STATUSES, *(f"{s}_rate" for s in STATUSES)])
+    """Per group: runs, and the count of each status."""
+    status = pd.Categorical(column(frame, "status", "ok").fillna("ok"), categories=STATUSES)
+    counts = pd.crosstab([frame[k] for k in by], status).reindex(columns=list(STATUSES),
+                                                                 fill_value=0)
+    return counts.assign(runs=counts.sum(axis=1)).reset_index()
 
 
 def sorted_unique(values: Iterable[float]) -> list[float]:

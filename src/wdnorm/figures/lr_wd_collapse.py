@@ -11,11 +11,10 @@ import re
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
 from . import panels, style
 from .claims_view import ClaimsView
-from .data import GRID_KIND, as_bool, column, grid_lr, kinds, main_protocol, settings
+from .data import GRID_KIND, as_bool, column, grid_lr, kinds, main_protocol, paired, settings
 from .registry import get
 
 FIGURE = get("lr_wd_collapse")
@@ -72,16 +71,10 @@ def _column(axes, part: pd.DataFrame, reference, margin_pp) -> None:
         if np.isfinite(part["angle_pred"].astype(float)).any():
             axes[0].axhline(float(np.nanmedian(part["angle_pred"])), color="black",
                             linestyle="--", linewidth=0.7)
-    ref = part[np.isclose(part["lr"], reference[0]) & np.isclose(part["weight_decay"], reference[1])]
-    ref = ref.drop_duplicates("seed").set_index("seed")["test_acc"]
-    rows = part[part["seed"].isin(ref.index)]
-    diff = rows.assign(pp=100 * (rows["test_acc"].to_numpy() - ref.loc[rows["seed"]].to_numpy()))
-    panels.margin(axes[1], margin_pp, "")
-    if diff.empty:
-        panels.empty(axes[1], "no reference pair")
-        return
-    panels.seeds(axes[1], diff, "x", "pp", colour)
-    panels.hl_shifts(axes[1], diff, "x", "pp", colour, linestyle="none")
+    is_reference = np.isclose(part["lr"], reference[0]) & np.isclose(part["weight_decay"],
+                                                                      reference[1])
+    panels.paired_panel(axes[1], paired(part, is_reference, keep_reference=True), colour,
+                        band=margin_pp, connect=False)
 
 
 def _block(target, pairs, dyn, names, reference, margin_pp) -> None:
@@ -123,8 +116,7 @@ def _legend(margin_pp, frame, angles):
                               linestyle="", label="angle: equilibrium not reached"))
     handles += panels.status_handles(frame)
     if margin_pp is not None:
-        handles.append(Patch(facecolor=panels.MARGIN_COLOUR,
-                                    label=f"C5 equivalence margin ±{margin_pp:g} pp"))
+        handles.append(panels.band_handle(f"C5 equivalence margin ±{margin_pp:g} pp"))
     return handles
 
 

@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
 from . import panels, style
 from .claims_view import ClaimsView
 from .data import EQUIVALENT_KINDS, GRID_KIND, as_bool, column, equivalent_weight_decays, \
-    grid_lr, kinds, main_protocol, settings, with_columns
+    grid_lr, kinds, main_protocol, paired, settings, with_columns
 from .registry import get
 
 FIGURE = get("mechanism")
@@ -39,16 +38,6 @@ def arms(runs: pd.DataFrame, wd: float) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def versus_reference(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each arm's runs with ``pp``: test accuracy minus the λ* run's of the same seed, in
-    percentage points, and the arm's position (``x``); seeds without a λ* run drop out."""
-    ref = frame[frame["arm"] == REFERENCE].drop_duplicates("seed").set_index("seed")["test_acc"]
-    rows = frame[frame["arm"].isin(ARMS) & frame["seed"].isin(ref.index)]
-    return rows.assign(pp=100 * (rows["test_acc"].astype(float).to_numpy()
-                                 - ref.loc[rows["seed"]].astype(float).to_numpy()),
-                       x=rows["arm"].map({a: i for i, a in enumerate(ARMS)}))
-
-
 def _arm_label(frame: pd.DataFrame, arm: str) -> str:
     """The arm's name and, where any run diverged (always for mimic), "k/n div."."""
     rows = frame[frame["arm"] == arm]
@@ -59,16 +48,11 @@ def _arm_label(frame: pd.DataFrame, arm: str) -> str:
 
 
 def _arm_panel(ax, frame: pd.DataFrame, arch: str, margin_pp: float | None) -> None:
-    diff = versus_reference(frame)
-    panels.margin(ax, margin_pp, "")
-    if diff.empty:
-        panels.empty(ax, "no λ* run")
-    else:
-        panels.seeds(ax, diff, "x", "pp", style.colour(arch))
-        panels.hl_shifts(ax, diff, "x", "pp", style.colour(arch), linestyle="none")
+    diff = paired(frame, frame["arm"] == REFERENCE)
+    panels.paired_panel(ax, diff.assign(x=diff["arm"].map({a: i for i, a in enumerate(ARMS)})),
+                        style.colour(arch), band=margin_pp, connect=False)
     panels.named_xticks(ax, [_arm_label(frame, a) for a in ARMS], rotation=35, size=0.85)
     ax.set(xlabel="", ylabel="")
-    panels.ygrid(ax)
 
 
 def _arms_row(axes, sub: pd.DataFrame, names, wd: float, margin_pp) -> None:
@@ -130,8 +114,7 @@ def _block(target, sub: pd.DataFrame, probe, wds, track_steps, margin_pp) -> Non
 def _legend(margin_pp, variants, runs):
     handles = [panels.HL_HANDLE, panels.SEED_HANDLE, *panels.status_handles(runs)]
     if margin_pp is not None:
-        handles.append(Patch(facecolor=panels.MARGIN_COLOUR,
-                             label=f"C7 equivalence margin ±{margin_pp:g} pp"))
+        handles.append(panels.band_handle(f"C7 equivalence margin ±{margin_pp:g} pp"))
     handles += [Line2D([], [], color="black", marker=PROBE_MARKERS[v], linestyle="",
                        label=f"probe: {v}") for v in variants]
     if variants:

@@ -6,12 +6,9 @@ summed norm-growth identity, exact probe and with the model's ε, against the to
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib import ticker as mticker
 from matplotlib.lines import Line2D
 
 from . import panels, style
@@ -25,7 +22,6 @@ COS_TOL = 1e-3         # C3's default |cos| tolerance
 IDENTITY_TOL = 1e-2    # C3's default identity tolerance
 MARKERS = {"invariant": "o", "hidden": "^", "joint": "D", "head": "s"}
 OFFSETS = {"invariant": -0.24, "hidden": -0.08, "joint": 0.08, "head": 0.24}
-_RATIO_TICKS = (0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2, 3, 5, 10, 30, 100)
 
 
 def roles(frame: pd.DataFrame) -> pd.Series:
@@ -109,22 +105,6 @@ def _measured_vs_predicted(ax, eq, names, band) -> None:
     ax.set_title("C4 · equilibrium angular update")
 
 
-def _ratio_axis(ax, ratio: pd.Series, band: float) -> None:
-    """Log y for ratios around 1 in plain numbers, band edges ticked when narrow."""
-    finite = ratio[np.isfinite(ratio) & (ratio > 0)]
-    lo = min(float(finite.min()) if len(finite) else 1.0, 1 - band) / 1.15
-    hi = max(float(finite.max()) if len(finite) else 1.0, 1 + band) * 1.15
-    ax.set_yscale("log")
-    ax.set_ylim(lo, hi)
-    narrow = math.log10(hi / lo) < 1.3
-    edges = {round(1 - band, 6), round(1 + band, 6)}
-    ticks = [t for t in sorted(set(_RATIO_TICKS) | edges) if lo <= t <= hi
-             and (narrow or t not in edges)]
-    ax.yaxis.set_major_locator(mticker.FixedLocator(ticks))
-    ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_locator(mticker.NullLocator())
-
-
 def _ratios(ax, eq, names, band) -> None:
     ratio = eq["angle_rms"] / eq["angle_pred"]
     ax.axhspan(1 - band, 1 + band, color=panels.MARGIN_COLOUR, linewidth=0, zorder=0)
@@ -137,7 +117,11 @@ def _ratios(ax, eq, names, band) -> None:
         if len(sel):
             ax.plot([i - 0.38, i + 0.38], [float(sel.median())] * 2, color="black",
                     linewidth=2.2, zorder=4, solid_capstyle="butt", gid="c4-statistic")
-    _ratio_axis(ax, ratio, band)
+    finite = ratio[np.isfinite(ratio) & (ratio > 0)]
+    lo = min(float(finite.min()) if len(finite) else 1.0, 1 - band) / 1.15
+    hi = max(float(finite.max()) if len(finite) else 1.0, 1 + band) * 1.15
+    ax.set(yscale="log", ylim=(lo, hi))
+    panels.log_ticks_125(ax.yaxis, lo, hi)
     ax.set_ylabel("measured / predicted")
     ax.set_title(f"C4 · ratio per layer (band ±{band:.0%})")
 
@@ -175,23 +159,19 @@ ROLE_LABELS = {"invariant": "layer predicted invariant", "hidden": "other hidden
 
 def _legend(dynamics: pd.DataFrame, identity: pd.DataFrame):
     """Entries for what is drawn: architectures, layer roles, and the marks in use."""
-    names = style.order([*dynamics.get("arch", []), *identity.get("arch", [])])
     eq = equilibrium_rows(dynamics)
     present = set(eq.get("role", [])) | set(roles(identity))
-    handles = [Line2D([], [], marker="o", color=style.colour(a), linestyle="",
-                      label=style.label(a)) for a in names]
-    handles += [Line2D([], [], marker=MARKERS[r], color="black", linestyle="", label=text)
-                for r, text in ROLE_LABELS.items() if r in present]
-    if len(eq) and not eq["reached"].all():
-        handles.append(Line2D([], [], marker="o", color="black", markerfacecolor="white",
-                              linestyle="", label="equilibrium not reached (window < 100 steps)"))
-    if len(eq):
-        handles.append(Line2D([], [], color="black", linewidth=2.2,
-                              label="C4 statistic: median, invariant, reached"))
-    if any(c.endswith("_model_eps") for c in identity):
-        handles.append(Line2D([], [], marker="+", color="black", linestyle="",
-                              label="C3 with the model's ε"))
-    return handles
+    def mark(marker, label, **kw):
+        return Line2D([], [], marker=marker, linestyle="", label=label, **{"color": "black", **kw})
+    return ([mark("o", style.label(a), color=style.colour(a))
+             for a in style.order([*dynamics.get("arch", []), *identity.get("arch", [])])]
+            + [mark(MARKERS[r], text) for r, text in ROLE_LABELS.items() if r in present]
+            + ([mark("o", "equilibrium not reached (window < 100 steps)", markerfacecolor="white")]
+               if len(eq) and not eq["reached"].all() else [])
+            + ([Line2D([], [], color="black", linewidth=2.2,
+                       label="C4 statistic: median, invariant, reached")] if len(eq) else [])
+            + ([mark("+", "C3 with the model's ε")]
+               if any(c.endswith("_model_eps") for c in identity) else []))
 
 
 @style.themed

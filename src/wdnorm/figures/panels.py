@@ -33,6 +33,14 @@ HL_HANDLE = Line2D([], [], color="black", marker="o",
                    label=f"Hodges–Lehmann shift, {CI_LEVEL:.0%} CI (the verdict's)")
 
 
+def band_handle(label: str) -> Patch:
+    return Patch(facecolor=MARGIN_COLOUR, label=label)
+
+
+def bound_handle(label: str) -> Line2D:
+    return Line2D([], [], color="black", linestyle="--", label=label)
+
+
 def status_handles(runs: pd.DataFrame) -> list:
     """Legend entries of the run outcomes ``runs`` has (only those drawn)."""
     status = set(column(runs, "status", "ok").fillna("ok"))
@@ -112,15 +120,21 @@ def hollow(ax) -> None:
     points.set_facecolor("none")
 
 
-def margin(ax, width_pp: float | None, text: str, around: float = 0.0) -> Patch | None:
-    """The band ±``width_pp`` around ``around`` (a verdict's margin), with a line at
-    ``around``; its legend entry."""
-    ax.axhline(around, color="black", linewidth=0.7, zorder=1)
-    if width_pp is None:
-        return None
-    ax.axhspan(around - width_pp, around + width_pp, color=MARGIN_COLOUR, linewidth=0,
-               zorder=0, gid="margin")
-    return Patch(facecolor=MARGIN_COLOUR, label=text)
+def paired_panel(ax, diff: pd.DataFrame, colour: str, band: float | None = None,
+                 bound: float | None = None, connect: bool = True) -> None:
+    """Paired differences ``pp`` at positions ``x``: the runs of one seed joined, the
+    HL shift and CI, zero, an equivalence ``band`` (±, pp) or a non-superiority ``bound``."""
+    ax.axhline(0.0, color="black", linewidth=0.7, zorder=1)
+    if band is not None:
+        ax.axhspan(-band, band, color=MARGIN_COLOUR, linewidth=0, zorder=0, gid="margin")
+    if bound is not None:
+        ax.axhline(bound, color="black", linestyle="--", linewidth=0.8, zorder=1)
+    ygrid(ax)
+    if diff.empty or not np.isfinite(diff["pp"].astype(float)).any():
+        empty(ax, "no paired runs")
+        return
+    seeds(ax, diff, "x", "pp", colour)
+    hl_shifts(ax, diff, "x", "pp", colour, **({} if connect else {"linestyle": "none"}))
 
 
 def share_heatmap(ax, table: pd.DataFrame, names: Sequence[str], wds: Sequence[float],

@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 
 from . import panels, style
 from .claims_view import ClaimsView
-from .data import GRID_KIND, kinds, main_protocol, with_columns
+from .data import GRID_KIND, kinds, main_protocol, paired, with_columns
 from .registry import get
 
 FIGURE = get("tuned")
@@ -41,32 +41,15 @@ def arms(runs: pd.DataFrame, selected: dict) -> pd.DataFrame:
                       at("exact", wd).assign(arm=ARMS[1])], ignore_index=True)
 
 
-def versus_baseline(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each arm's runs with ``pp``: test accuracy minus the tuned no-WD run's of the
-    same seed (percentage points), and the arm's position ``x``."""
-    base = frame[frame["arm"] == BASELINE].drop_duplicates("seed").set_index("seed")["test_acc"]
-    rows = frame[frame["arm"].isin(ARMS) & frame["seed"].isin(base.index)]
-    return rows.assign(pp=100 * (rows["test_acc"].astype(float).to_numpy()
-                                 - base.loc[rows["seed"]].astype(float).to_numpy()),
-                       x=rows["arm"].map({a: i for i, a in enumerate(ARMS)}))
-
-
 def _arms_panel(ax, frame: pd.DataFrame, arch: str, selected: dict, margin_pp) -> None:
-    diff = versus_baseline(frame)
-    ax.axhline(0, color="black", linewidth=0.7)
-    if margin_pp is not None:
-        ax.axhline(margin_pp, color="black", linestyle="--", linewidth=0.8)
-    if diff.empty:
-        panels.empty(ax, "no paired runs")
-    else:
-        panels.seeds(ax, diff, "x", "pp", style.colour(arch))
-        panels.hl_shifts(ax, diff, "x", "pp", style.colour(arch), linestyle="none")
+    diff = paired(frame, frame["arm"] == BASELINE)
+    panels.paired_panel(ax, diff.assign(x=diff["arm"].map({a: i for i, a in enumerate(ARMS)})),
+                        style.colour(arch), bound=margin_pp, connect=False)
     wd = selected["weight_decay"]
     trained = (frame["arm"] == ARMS[1]).any()
     panels.named_xticks(ax, [f"{ARMS[0]}\nη={wd['lr']:g}, λ={wd['weight_decay']:g}",
                              ARMS[1] if trained else f"{ARMS[1]}\n(not trained)"], size=0.8)
     ax.set(xlabel="", ylabel="")
-    panels.ygrid(ax)
 
 
 def _candidates_panel(ax, cell: dict, arch: str) -> None:
@@ -113,8 +96,7 @@ def _legend(margin_pp):
                Line2D([], [], color="black", marker="o", markerfacecolor="none",
                       markersize=9, linestyle="", label="selected on validation")]
     if margin_pp is not None:
-        handles.append(Line2D([], [], color="black", linestyle="--",
-                              label=f"C8 margin: improvement < {margin_pp:g} pp"))
+        handles.append(panels.bound_handle(f"C8 margin: improvement < {margin_pp:g} pp"))
     return handles
 
 
