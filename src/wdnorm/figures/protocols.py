@@ -102,7 +102,9 @@ def draw(tables, claims: ClaimsView):
     cv = style.canvas(9.0, 1.0 + ROW_H * max(len(spec), 6), 1,
                       style.Header(claims, FIGURE.claims, FIGURE.title), _legend(spec))
     if spec.empty:
-        panels.empty(cv.blocks[0].subplots(), "no effects table (results/tables/effects.csv)")
+        ax = cv.blocks[0].subplots()
+        panels.empty(ax, "no effects table (results/tables/effects.csv)")
+        ax.set_axis_off()
         return cv.fig
     ax, side = cv.blocks[0].subplots(1, 2, gridspec_kw=dict(width_ratios=[3.2, 1]))
     _curve(ax, spec)
