@@ -15,6 +15,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (SRC, os.environ.get("PYTHONPATH")) if p
 )
 
+
+# Declared, so that executors that start jobs elsewhere (SLURM) pass it on to them.
+envvars:
+    "PYTHONPATH",
+
+
 configfile: "config.yaml"
 
 

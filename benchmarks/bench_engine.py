@@ -101,7 +101,7 @@ class LoopRunner(Baseline):
             self.opts.append(torch.optim.SGD(
                 [{"params": [p for n, p in named if n in decayed], "weight_decay": m.weight_decay},
                  {"params": [p for n, p in named if n not in decayed], "weight_decay": 0.0}],
-                lr=m.lr, momentum=cfg.optimiser.momentum))
+                lr=m.lr, momentum=cfg.optimiser.hyper["momentum"]))
 
     def __call__(self, n: int) -> None:
         for i, (net, opt) in enumerate(zip(self.nets, self.opts)):
@@ -133,7 +133,7 @@ class VmapRunner(Baseline):
         self.wd = [view(wd if k in decayed else torch.zeros_like(wd), p)
                    for k, p in zip(self.names, self.p)]
         self.neg_lr = [view(-lr, p) for p in self.p]
-        self.momentum, self.nets = cfg.optimiser.momentum, None
+        self.momentum, self.nets = cfg.optimiser.hyper["momentum"], None
 
     def __call__(self, n: int) -> None:
         for t in range(self.pos, self.pos + n):

@@ -31,7 +31,7 @@ import yaml  # noqa: E402
 
 import bench_engine as be  # noqa: E402
 from wdnorm import config as wconfig  # noqa: E402
-from wdnorm import data, engine, grid, provenance, tasks  # noqa: E402
+from wdnorm import data, engine, grid, provenance  # noqa: E402
 
 # torch.compile(mode="reduce-overhead"): inductor's kernels replayed as CUDA graphs
 GRAPHS = {"graphs_off": (be.SlabRunner, "reduce-overhead", False),
@@ -139,10 +139,8 @@ def default_grid(args, device, report, save) -> None:
         members = grid.slab_members(config, "sgdm", arch)
         if args.quick:  # one seed's members: the smoke test checks the code, not the time
             members = [m for m in members if m.seed == members[0].seed]
-        cfg = tasks.slab_config(arch=arch, meta=prepared.meta, model=config["model"],
-                                training=config["training"],
-                                optimiser=config["optimisers"]["sgdm"],
-                                decay_scope=config["decay_scope"])
+        cfg = engine.SlabConfig.from_settings(arch, prepared.meta,
+                                              provenance.training_values(config, "sgdm"))
         if args.grid_epochs:
             cfg = dataclasses.replace(cfg, epochs=args.grid_epochs,
                                       eval_every=min(cfg.eval_every, args.grid_epochs))

@@ -122,7 +122,7 @@ def test_check_dataset():
         data.prepare("svhn", None)
 
 
-def test_registry_records_and_schema_agree():
+def test_registry_records_and_the_config():
     assert set(data.DATASETS) == {"digits", "mnist1d", "mnist", "fashion_mnist", "cifar10"}
     offline = {name for name, d in data.REGISTRY.items() if d.offline}
     assert offline == {"digits", "mnist1d"}
@@ -130,8 +130,12 @@ def test_registry_records_and_schema_agree():
     assert data.get("mnist1d").options == ("num_samples", "train_split", "corr_noise_scale",
                                             "iid_noise_scale", "seed")
     assert data.INPUT_SHAPE["cifar10"] == (3, 32, 32) and data.N_CLASSES["mnist1d"] == 10
-    schema = config.schema()["properties"]
-    assert set(schema["datasets"]["items"]["enum"]) == set(data.DATASETS)
+    # the config names datasets of the registry, checked against it (no list restated)
+    from wdnorm import grid
+    bad = config.with_defaults({"datasets": ["imagenet"], "weight_decays": [0.0],
+                                "optimisers": {"o": {"algorithm": "sgd", "lr": 0.1}}})
+    with pytest.raises(ValueError, match="datasets: unknown dataset 'imagenet'; valid"):
+        grid.check_config(bad)
     # the schema's mnist1d defaults are the package's generator defaults
     from mnist1d.data import get_dataset_args
     package = get_dataset_args(as_dict=True)

@@ -29,13 +29,8 @@ def standalone(cfg: SlabConfig, member: Member, x, y, steps: int):
     named = list(net.named_parameters())
     groups = [{"params": [p for n, p in named if n in decayed], "weight_decay": member.weight_decay},
               {"params": [p for n, p in named if n not in decayed], "weight_decay": 0.0}]
-    o = cfg.optimiser
-    if o.algorithm == "sgd":
-        optim = torch.optim.SGD(groups, lr=member.lr, momentum=o.momentum)
-    elif o.algorithm == "adam":
-        optim = torch.optim.Adam(groups, lr=member.lr, betas=(o.beta1, o.beta2), eps=o.eps)
-    else:
-        optim = torch.optim.AdamW(groups, lr=member.lr, betas=(o.beta1, o.beta2), eps=o.eps)
+    o = cfg.optimiser  # its record names the torch.optim class it follows
+    optim = o.record.torch_optimizer(groups, member.lr, 0.0, o.hyper)  # groups set λ
     gen = engine.batch_generator(member.seed)
     losses = []
     while len(losses) < steps:

@@ -39,9 +39,12 @@ def test_no_equivalent_beyond_real_roots():
 
 def _probe(arch, data, steps=300, lr_schedule="constant", lr_decay_fraction=1.0):
     x, y = data[0].double(), data[1]
+    settings = {"model": MODEL, "decay_scope": "hidden",
+                "optimiser": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9},
+                "training": {"epochs": 1, "batch_size": 16, "eval_every": 1, "final_evals": 1,
+                             "lr_schedule": lr_schedule, "lr_decay_fraction": lr_decay_fraction}}
     return {r["variant"]: r for r in equivalence.probe_arch(
-        arch, MODEL, x, y, lr=0.05, weight_decay=0.01, momentum=0.9, batch_size=16,
-        steps=steps, tol=1e-8, lr_schedule=lr_schedule, lr_decay_fraction=lr_decay_fraction)}
+        arch, settings, x, y, weight_decay=0.01, steps=steps, tol=1e-8)}
 
 
 @pytest.mark.parametrize("arch", ["ln", "bn", "resln", "preln_final"])
@@ -120,7 +123,7 @@ def test_mimic_learning_rate_follows_its_reference_norm(data):
 def test_kinds_need_sgd_and_a_reference():
     adam = SlabConfig(arch="ln", d_in=D, width=8, depth=1, n_classes=C,
                       optimiser=OptimiserConfig("adam"))
-    with pytest.raises(ValueError, match="no exact LR-schedule equivalent"):
+    with pytest.raises(ValueError, match="exact LR-schedule equivalent; adam has none"):
         engine.spec.check_members(adam, [Member(1e-3, 0.01, 0, "exact")])
     with pytest.raises(ValueError, match="needs its reference grid run"):
         engine.spec.check_members(_cfg(), [Member(0.05, 0.01, 0, "mimic")])

@@ -748,7 +748,7 @@ def test_figure_script_executes_the_notebook(tmp_path, monkeypatch, tables, clai
         output=_Names(["figures/mechanism.png", "figures/mechanism.pdf"],
                       notebook="results/notebooks/mechanism.ipynb",
                       caption="results/captions/mechanism.rst"),
-        params=SimpleNamespace(tables=paths, dpi=30, formats=["png", "pdf"]),
+        params=SimpleNamespace(dpi=30, formats=["png", "pdf"]), scriptdir=str(SCRIPTS),
         wildcards=SimpleNamespace(figure="mechanism"),
         log=["results/logs/figures/mechanism.log"])
     runpy.run_path(str(SCRIPTS / "figure.py"), init_globals={"snakemake": snakemake})

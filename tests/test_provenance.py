@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import torch
 
-from wdnorm import __version__, provenance
+from wdnorm import __version__, dependencies, provenance
 
 torch.set_num_threads(1)
 
@@ -33,7 +33,7 @@ def test_collect_has_every_field():
     code = prov["code"]
     assert {"package_version", "git_commit", "git_dirty", "training_code_sha256"} <= set(code)
     assert code["package_version"] == __version__
-    assert code["training_code_sha256"] == provenance.source_hash(provenance.TRAINING_MODULES)
+    assert code["training_code_sha256"] == dependencies.code_hash([provenance.TRAINING_ENTRY])
     packages = prov["packages"]
     for name in ("python", "torch", "numpy", "snakemake"):
         assert name in packages
@@ -146,24 +146,48 @@ def test_training_values_name_the_optimiser():
     assert provenance.training_values(config, "adamw")["optimiser"]["name"] == "adamw"
 
 
-def test_source_hash_follows_the_source(tmp_path):
-    (tmp_path / "single.py").write_text("x = 1\n")
-    (tmp_path / "pkg" / "sub").mkdir(parents=True)
-    (tmp_path / "pkg" / "__init__.py").write_text("")
-    (tmp_path / "pkg" / "sub" / "deep.py").write_text("y = 1\n")
-    before = provenance.source_hash(["single", "pkg"], tmp_path)
-    assert before == provenance.source_hash(["pkg", "single"], tmp_path)  # order-free
-    assert before != provenance.source_hash(["single"], tmp_path)
-    (tmp_path / "pkg" / "sub" / "deep.py").write_text("y = 2\n")  # a file deep in a package
-    edited = provenance.source_hash(["single", "pkg"], tmp_path)
-    assert edited != before
-    (tmp_path / "pkg" / "new.py").write_text("")                 # a new, empty module
-    assert provenance.source_hash(["single", "pkg"], tmp_path) != edited
+def _package(root, files: dict):
+    for name, text in files.items():
+        path = root / "wdnorm" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root / "wdnorm"
+
+
+def test_code_hash_follows_the_imports(tmp_path):
+    """The closure of an entry: absolute, relative and function-level imports, package
+    __init__s on the way; a module nobody imports is not part of it."""
+    pkg = _package(tmp_path, {
+        "__init__.py": "", "a.py": "from . import b\nfrom .sub import deep\n",
+        "b.py": "def f():\n    import wdnorm.lazy\n", "lazy.py": "",
+        "sub/__init__.py": "from ..c import thing\n", "sub/deep.py": "", "c.py": "thing = 1\n",
+        "unrelated.py": ""})
+    script = tmp_path / "script.py"
+    script.write_text("from wdnorm import a\n")
+    names = {dependencies.module_name(p, pkg) for p in dependencies.closure([script], pkg)}
+    assert names == {"wdnorm", "wdnorm.a", "wdnorm.b", "wdnorm.lazy", "wdnorm.sub",
+                     "wdnorm.sub.deep", "wdnorm.c"}
+    before = dependencies.code_hash([script], pkg)
+    (pkg / "unrelated.py").write_text("x = 2\n")
+    assert dependencies.code_hash([script], pkg) == before      # not imported: no change
+    (pkg / "c.py").write_text("thing = 2\n")
+    assert dependencies.code_hash([script], pkg) != before      # imported by an __init__
     with pytest.raises(FileNotFoundError):
-        provenance.source_hash(["nowhere"], tmp_path)
+        dependencies.closure(["wdnorm.nowhere"], pkg)
 
 
-def test_every_training_module_is_hashed():
-    """A module turned into a package (engine/, data/) still counts, and none is missing
-    (a missing one would make the training code hash None)."""
+def test_notebook_code_cells_count(tmp_path):
+    pkg = _package(tmp_path, {"__init__.py": "", "fig.py": ""})
+    nb = tmp_path / "n.ipynb"
+    nb.write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": ["import wdnorm.nothing"]},
+        {"cell_type": "code", "source": ["%matplotlib inline\n", "from wdnorm import fig\n"]}]}))
+    assert {p.name for p in dependencies.closure([nb], pkg)} == {"__init__.py", "fig.py"}
+
+
+def test_the_training_code_is_what_the_training_imports():
+    files = {dependencies.module_name(p) for p in dependencies.closure(["wdnorm.tasks"])}
+    assert {"wdnorm.layout", "wdnorm.engine.step", "wdnorm.optimisers.sgd",
+            "wdnorm.runs"} <= files
+    assert "wdnorm.claims" not in files and "wdnorm.figures" not in files
     assert provenance.training_code_hash() is not None

@@ -38,9 +38,10 @@ KINDS = ("grid", "exact", "schedule", "mimic")
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: int = 600):
+def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: int = 600,
+              snakefile: Path = REPO / "Snakefile"):
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+        [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir),
          "--cores", "2", *args],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
@@ -49,9 +50,10 @@ def write_config(workdir: Path, config: dict) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
 
 
-def planned_jobs(workdir: Path, env: dict | None = None) -> dict[str, int]:
+def planned_jobs(workdir: Path, env: dict | None = None,
+                 snakefile: Path = REPO / "Snakefile") -> dict[str, int]:
     """Rule -> job count of a dry run ({} when there is nothing to do)."""
-    proc = snakemake(workdir, "-n", env=env)
+    proc = snakemake(workdir, "-n", env=env, snakefile=snakefile)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = (proc.stdout + proc.stderr).splitlines()
     if not any(line.startswith("Job stats:") for line in lines):
@@ -133,16 +135,31 @@ def test_a_figure_option_reruns_figures_only(copy_of):
     assert set(jobs) - {"all", "figures"} == {"figure"}
 
 
-def test_changing_training_code_marks_training_stale(copy_of, tmp_path):
-    src = tmp_path / "src"
-    shutil.copytree(REPO / "src", src)
-    env = {"PYTHONPATH": str(src)}
-    assert planned_jobs(copy_of, env=env) == {}  # an identical copy of the code: nothing
-    step = src / "wdnorm" / "engine" / "step.py"
-    step.write_text(step.read_text() + "\n# a change to the training code\n")
-    jobs = planned_jobs(copy_of, env=env)
-    assert "train_slab" in jobs
-    assert "prepare_data" not in jobs
+def _checkout_copy(target: Path) -> Path:
+    """The workflow and its package, copied: a Snakefile run from there imports that
+    copy's src/ in the controller and in every job, whatever wdnorm is installed."""
+    target.mkdir()
+    shutil.copy2(REPO / "Snakefile", target / "Snakefile")
+    for name in ("workflow", "src"):
+        shutil.copytree(REPO / name, target / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return target / "Snakefile"
+
+
+def test_code_edits_rerun_exactly_the_rules_that_import_the_code(copy_of, tmp_path):
+    """The code hash of a rule is its script's import closure: an untouched copy of the
+    code has nothing to do; an edit to layout.py (imported by the training) reruns
+    training, one to the claims' rendering reruns the claims, not the training."""
+    snakefile = _checkout_copy(tmp_path / "checkout")
+    assert planned_jobs(copy_of, snakefile=snakefile) == {}
+    render = tmp_path / "checkout" / "src" / "wdnorm" / "claims" / "render.py"
+    render.write_text(render.read_text() + "\n# an edit to the claims' code\n")
+    stale = planned_jobs(copy_of, snakefile=snakefile)
+    assert "claims" in stale and "train_slab" not in stale and "evaluate_slab" not in stale
+    layout = tmp_path / "checkout" / "src" / "wdnorm" / "layout.py"
+    layout.write_text(layout.read_text() + "\n\ndef an_added_function():\n    pass\n")
+    stale = planned_jobs(copy_of, snakefile=snakefile)
+    assert "train_slab" in stale and "prepare_data" not in stale
 
 
 def test_same_verdicts_with_another_thread_count(finished, copy_of):

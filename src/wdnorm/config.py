@@ -74,10 +74,17 @@ def learning_rates(optimiser: dict) -> list[float]:
     return list(dict.fromkeys(float(lr) for lr in lrs))
 
 
-def optimiser_defaults() -> dict:
-    """Defaults of an optimiser entry's hyper-parameters (momentum, betas, eps)."""
+#: The keys of an optimiser entry that are not hyper-parameters of its update rule.
+OPTIMISER_SETTINGS = ("algorithm", "lr", "lr_grid")
+
+
+def optimiser_hyper_defaults() -> dict:
+    """The hyper-parameters an optimiser entry may set (momentum, betas, eps...) with
+    their defaults: every property of the schema's optimiser entry but
+    :data:`OPTIMISER_SETTINGS`."""
     entry = _schema()["properties"]["optimisers"]["additionalProperties"]
-    return {k: v["default"] for k, v in entry["properties"].items() if "default" in v}
+    return {k: v["default"] for k, v in entry["properties"].items()
+            if k not in OPTIMISER_SETTINGS}
 
 
 def validate(config: dict) -> dict:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
-from . import archs
+from . import archs, optimisers
+from .data import registry as data_registry
 from .config import learning_rates
 from .engine import Member
 
@@ -30,14 +29,14 @@ def slab_members(config: dict, optimiser: str, arch: str) -> list[Member]:
     the λ grid at each of the optimiser's learning rates
     (:func:`wdnorm.config.learning_rates`), the matched pairs, and the equivalents of the
     grid runs at :func:`equivalent_weight_decays` (at each learning rate) where they are
-    informative -- SGD (the only optimiser with an exact
-    equivalent) on an architecture with a predicted symmetry (elsewhere the float64
+    informative -- an optimiser with an exact equivalent (its record says so) on an
+    architecture with a predicted symmetry (elsewhere the float64
     equivalence probe is the contrast that shows the equivalence failing, at a fraction
     of the cost). Seed-major, so members sharing a batch stream sit side by side."""
     opt = config["optimisers"][optimiser]
     lrs = learning_rates(opt)
     points = grid_points(lrs, config["weight_decays"], config.get("matched_pairs", []))
-    wanted = opt["algorithm"] == "sgd" and archs.get(arch).invariant
+    wanted = optimisers.get(opt["algorithm"]).exact_equivalent and archs.get(arch).invariant
     kinds = list(config["equivalents"]["kinds"]) if wanted else []
     members = []
     for seed in config["seeds"]:
@@ -54,6 +53,16 @@ def check_config(config: dict) -> None:
             archs.check_architecture(arch)
         except ValueError as error:
             raise ValueError(f"architectures: {error}") from None
+    for name in config["datasets"]:
+        try:
+            data_registry.check_dataset(name)
+        except ValueError as error:
+            raise ValueError(f"datasets: {error}") from None
+    for name, opt in config["optimisers"].items():
+        try:
+            optimisers.get(opt["algorithm"])
+        except ValueError as error:
+            raise ValueError(f"optimisers.{name}.algorithm: {error}") from None
     wds = [float(w) for w in config["weight_decays"]]
     claims_wd = float(config["claims"]["weight_decay"])
     if claims_wd not in wds:
@@ -74,20 +83,20 @@ def check_config(config: dict) -> None:
 
 
 def _check_equivalents_exist(config: dict) -> None:
-    """The equivalents' k_t stays positive only while x² − (1+α−ηλ)x + α has real roots,
-    i.e. ηλ ≤ (1 − √α)²; beyond, k_t oscillates through 0 and no equivalent exists."""
+    """An equivalent exists only up to the optimiser record's ηλ limit (for SGD with
+    momentum α, (1 − √α)²: beyond, k_t oscillates through 0)."""
     if not config["equivalents"]["kinds"]:
         return
     for name, opt in config["optimisers"].items():
-        if opt["algorithm"] != "sgd":
+        record = optimisers.get(opt["algorithm"])
+        if not record.exact_equivalent:
             continue
-        alpha = float(opt.get("momentum", 0.0))
-        limit = (1 - math.sqrt(alpha)) ** 2
+        limit = record.equivalent_limit(opt)
         for lr, wd in ((lr, wd) for lr in learning_rates(opt)
                        for wd in equivalent_weight_decays(config)):
             if lr * wd > limit:
                 raise ValueError(
                     f"optimisers.{name}: lr*λ = {lr * wd:g} at lr={lr:g}, λ={wd:g} exceeds "
-                    f"(1-√momentum)² = {limit:.4g}: no LR-schedule equivalent exists there "
-                    f"(k_t crosses 0). Lower equivalents.weight_decays / claims.weight_decay "
+                    f"{limit:.4g}, the limit of {record.name}'s LR-schedule equivalent (k_t "
+                    f"crosses 0). Lower equivalents.weight_decays / claims.weight_decay "
                     f"or the learning rate, or set equivalents.kinds: []")

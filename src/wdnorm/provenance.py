@@ -21,14 +21,16 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__
+from . import __version__, dependencies
 
 TRACKED_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy",
                     "snakemake", "snakemake-executor-plugin-slurm", "pyyaml", "seaborn",
                     "matplotlib", "papermill")
 
-# The modules a trained run depends on (train.smk hashes the same list for its params).
-TRAINING_MODULES = ("engine", "models", "archs", "data", "runs", "tasks", "grid")
+# The training code: the wdnorm modules this entry point imports, transitively
+# (wdnorm.dependencies reads them from the imports; the train_slab rule's code hash is
+# the closure of its script, which imports this module).
+TRAINING_ENTRY = "wdnorm.tasks"
 
 # Paths whose *untracked* files make a checkout dirty (a new module not yet added);
 # untracked files elsewhere (results/, data/, notes) do not.
@@ -86,34 +88,12 @@ def settings_hash(config_values: dict) -> str:
     return config_hash({k: v for k, v in config_values.items() if k not in RUN_KEYS})
 
 
-def source_hash(modules, root: Path | None = None) -> str:
-    """sha256 over the source of the named modules of ``root`` (default: this package);
-    a package (a directory) counts with every ``.py`` file under it, named by its path."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for name in sorted(modules):
-        for label, path in _module_sources(root, name):
-            digest.update(label.encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _module_sources(root: Path, name: str) -> list[tuple[str, Path]]:
-    package = root / name
-    if package.is_dir():
-        return [(f"{name}/{p.relative_to(package).as_posix()}", p)
-                for p in sorted(package.rglob("*.py")) if "__pycache__" not in p.parts]
-    path = root / f"{name}.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"no module {name} at {path}")
-    return [(name, path)]
-
-
 def training_code_hash() -> str | None:
-    """:func:`source_hash` of :data:`TRAINING_MODULES`; None if one of them is missing."""
+    """The content hash of the training code (:data:`TRAINING_ENTRY`'s import closure);
+    None if a module of it cannot be read."""
     try:
-        return source_hash(TRAINING_MODULES)
-    except OSError:
+        return dependencies.code_hash([TRAINING_ENTRY])
+    except (OSError, SyntaxError):
         return None
 
 
@@ -161,12 +141,6 @@ def code_version(repo: str | Path | None = None) -> dict:
     except (OSError, subprocess.SubprocessError, ValueError) as error:
         info["git_error"] = str(error)
     return info
-
-
-def code_key(code: dict) -> tuple:
-    """What identifies a code version (for grouping runs): the diagnostics are left out."""
-    return (code.get("package_version"), code.get("git_commit"), code.get("git_dirty"),
-            code.get("training_code_sha256"))
 
 
 def package_versions() -> dict:

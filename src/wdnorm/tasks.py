@@ -13,26 +13,11 @@ from pathlib import Path
 import torch
 
 from . import data, fileio, gpu, provenance, runs
-from .engine import (Checkpointing, Member, OptimiserConfig, SlabConfig, train_slab,
-                     use_inductor_cache)
+from .engine import Checkpointing, Member, SlabConfig, train_slab, use_inductor_cache
 from .layout import Layout
 from .logs import setup_logging  # noqa: F401  (the scripts' entry point)
 
 log = logging.getLogger("wdnorm")
-
-
-def slab_config(*, arch: str, meta: dict, model: dict, training: dict,
-                optimiser: dict, decay_scope: str) -> SlabConfig:
-    """A SlabConfig from config-shaped dicts (defaults filled; ``optimiser`` may carry its
-    name and lr, which are not hyper-parameters of the update rule)."""
-    hyper = {k: v for k, v in optimiser.items() if k in OptimiserConfig.__dataclass_fields__}
-    return SlabConfig(arch=arch, d_in=meta["d_in"], n_classes=meta["n_classes"],
-                      width=model["width"], depth=model["depth"], norm_eps=model["norm_eps"],
-                      optimiser=OptimiserConfig(**hyper), decay_scope=decay_scope,
-                      epochs=training["epochs"], batch_size=training["batch_size"],
-                      eval_every=training["eval_every"], final_evals=training["final_evals"],
-                      lr_schedule=training["lr_schedule"],
-                      lr_decay_fraction=training["lr_decay_fraction"])
 
 
 def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: str,
@@ -47,10 +32,7 @@ def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: s
     torch.set_num_threads(threads)
     use_inductor_cache(cache_dir)
     prepared = data.load_prepared(prepared_path)
-    training = settings["training"]
-    cfg = slab_config(arch=arch, meta=prepared.meta, model=settings["model"],
-                      training=training, optimiser=settings["optimiser"],
-                      decay_scope=settings["decay_scope"])
+    cfg = SlabConfig.from_settings(arch, prepared.meta, settings)
     dataset_sha = fileio.sha256_file(prepared_path)
     layout = Layout(results=Path(results_root))
     ckpt = None

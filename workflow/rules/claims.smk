@@ -12,11 +12,11 @@ rule claims:
     input:
         **{name: LAYOUT.table(name) for name in claims_pkg.TABLE_NAMES},
     output:
-        json="results/claims.json",
-        markdown=report("results/CLAIMS.md", category="Verdicts"),
+        json=LAYOUT.claims,
+        markdown=report(LAYOUT.claims_markdown, category="Verdicts"),
     params:
-        settings=claims_pkg.settings_from_config(config),
-        code=source_hash(["claims", "archs"]),
+        settings=claims_pkg.settings_from_config(CONFIG),
+        code=script_code("claims.py"),
     conda:
         CONDA_ENV
     log:

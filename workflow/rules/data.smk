@@ -15,13 +15,13 @@ rule prepare_data:
         meta=LAYOUT.prepared_meta("{dataset}"),
     params:
         raw_dir=lambda wc: str(LAYOUT.raw_dir(wc.dataset)),
-        n_train=config.get("n_train"),
-        subset_seed=config["subset_seed"],
-        n_validation=config["n_validation"],
-        download=config.get("download", True),
+        n_train=CONFIG["n_train"],
+        subset_seed=CONFIG["subset_seed"],
+        n_validation=CONFIG["n_validation"],
+        download=CONFIG["download"],
         # the dataset's own options: the config block named after it (mnist1d: the
         # generator's arguments); {} for datasets without one
-        options=lambda wc: config.get(wc.dataset, {}),
+        options=lambda wc: CONFIG.get(wc.dataset, {}),
     conda:
         CONDA_ENV
     log:

@@ -1,9 +1,6 @@
 # Evaluation: symmetry probes (C1), the gradient identity probe (C3), per-slab tables of
 # trained runs (metrics, dynamics, removable penalty), then one tidy table of each kind.
 
-EVAL_CODE = source_hash(["probes", "tables", "models", "archs", "engine", "runs", "fileio",
-                         "layout"])
-
 localrules:
     aggregate_tables,
 
@@ -16,8 +13,8 @@ rule symmetry_probes:
         epsilon_floor=LAYOUT.table("{dataset}/epsilon_floor"),
     params:
         architectures=ARCHS,
-        model=config["model"],
-        code=EVAL_CODE,
+        model=CONFIG["model"],
+        code=script_code("symmetry_probes.py"),
     conda:
         CONDA_ENV
     log:
@@ -33,11 +30,11 @@ rule gradient_identity:
         table=LAYOUT.table("{dataset}/gradient_identity"),
     params:
         architectures=ARCHS,
-        model=config["model"],
-        batch_size=config["training"]["batch_size"],
-        probe=config["gradient_identity"],
-        code=EVAL_CODE,
-    threads: config["threads"]
+        model=CONFIG["model"],
+        batch_size=CONFIG["training"]["batch_size"],
+        probe=CONFIG["gradient_identity"],
+        code=script_code("gradient_identity.py"),
+    threads: CONFIG["threads"]
     conda:
         CONDA_ENV
     log:
@@ -55,9 +52,9 @@ rule evaluate_slab:
     output:
         **{name: LAYOUT.table(f"{{dataset}}/{{optimiser}}/{{arch}}/{name}") for name in SLAB_TABLES},
     params:
-        matched_pairs=config.get("matched_pairs", []),
-        curve_weight_decay=config["claims"]["weight_decay"],
-        code=EVAL_CODE,
+        matched_pairs=CONFIG["matched_pairs"],
+        curve_weight_decay=CONFIG["claims"]["weight_decay"],
+        code=script_code("evaluate_slab.py"),
     conda:
         CONDA_ENV
     log:

@@ -13,41 +13,6 @@ localrules:
     verdict_table,
 
 
-def figure_tables(wildcards):
-    """{table: path} of every table the figure's registry record reads."""
-    return {name: str(LAYOUT.table(name)) for name in figure_registry.get(wildcards.figure).tables}
-
-
-def written_by_a_rule(path):
-    return any(rule.is_producer(path) for rule in workflow.rules)
-
-
-def figure_inputs(wildcards):
-    """The template, results/claims.json and the figure's own tables, named by table --
-    those some rule of this workflow writes: a table none writes (the protocols figure's
-    effects.csv before the claims step writes it) is read as empty, and the figure says
-    "no data" instead of stopping the whole workflow."""
-    tables = figure_tables(wildcards)
-    return {
-        "notebook": os.path.join(REPO_DIR, "workflow", "notebooks", f"{wildcards.figure}.ipynb"),
-        "claims": "results/claims.json",
-        **{name: path for name, path in tables.items() if written_by_a_rule(path)},
-    }
-
-
-def figure_code(wildcards):
-    return source_hash(figure_registry.get(wildcards.figure).code_modules)
-
-
-def figure_labels(wildcards):
-    return {"figure": wildcards.figure,
-            "claims": ", ".join(figure_registry.get(wildcards.figure).claims)}
-
-
-# png first: the report shows it and the notebook displays it
-FIGURE_FORMATS = ["png", *(ext for ext in config["figures"]["formats"] if ext != "png")]
-
-
 rule figure:
     input:
         unpack(figure_inputs),
@@ -62,8 +27,7 @@ rule figure:
         notebook="results/notebooks/{figure}.ipynb",
         caption="results/captions/{figure}.rst",
     params:
-        tables=figure_tables,
-        dpi=config["figures"]["dpi"],
+        dpi=CONFIG["figures"]["dpi"],
         formats=FIGURE_FORMATS,
         code=figure_code,
     wildcard_constraints:
@@ -82,7 +46,7 @@ rule figure:
 # a parameter: a figure option must redraw the figures only).
 rule verdict_table:
     input:
-        claims="results/claims.json",
+        claims=LAYOUT.claims,
     output:
         front="results/report/front.rst",
         verdicts=report("results/report/verdicts.html", category="Verdicts",
@@ -90,7 +54,7 @@ rule verdict_table:
         configuration=report("results/report/configuration.html", category="Configuration",
                              labels={"page": "configuration (YAML)"}),
     params:
-        code=source_hash(figure_registry.REPORT_MODULES),
+        code=script_code("verdict_table.py"),
     conda:
         CONDA_ENV
     log:

@@ -13,12 +13,11 @@ rule train_slab:
     params:
         members=lambda wc: [vars(m) for m in grid.slab_members(CONFIG, wc.optimiser, wc.arch)],
         settings=lambda wc: provenance.training_values(CONFIG, wc.optimiser),
-        compile=config["compile"],
-        checkpoint=config["checkpoint"],
-        # content hash of the code a trained run depends on: snakemake's code trigger
-        # only sees the script file itself
-        code=source_hash(TRAINING_MODULES),
-    threads: config["threads"]
+        device=CONFIG["device"],
+        compile=CONFIG["compile"],
+        checkpoint=CONFIG["checkpoint"],
+        code=script_code("train_slab.py"),
+    threads: CONFIG["threads"]
     conda:
         CONDA_ENV
     resources:
@@ -40,15 +39,12 @@ rule equivalence_probe:
         table=LAYOUT.table("{dataset}/equivalence_probe"),
     params:
         architectures=ARCHS,
-        model=config["model"],
-        batch_size=config["training"]["batch_size"],
-        lr_schedule=config["training"]["lr_schedule"],
-        lr_decay_fraction=config["training"]["lr_decay_fraction"],
-        optimisers=config["optimisers"],
-        weight_decay=config["claims"]["weight_decay"],
-        probe=config["equivalence_probe"],
-        code=source_hash(["probes", "engine", "models", "archs"]),
-    threads: config["threads"]
+        # per optimiser, the settings its runs train with (the probe trains like them)
+        settings={name: provenance.training_values(CONFIG, name) for name in OPTIMISERS},
+        weight_decay=CONFIG["claims"]["weight_decay"],
+        probe=CONFIG["equivalence_probe"],
+        code=script_code("equivalence_probe.py"),
+    threads: CONFIG["threads"]
     conda:
         CONDA_ENV
     log:

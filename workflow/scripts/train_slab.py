@@ -12,7 +12,7 @@ tasks.train_and_write(
     arch=snakemake.wildcards.arch, optimiser_name=snakemake.wildcards.optimiser,
     settings=snakemake.params.settings,
     members=[Member(**m) for m in snakemake.params.members], results_root="results",
-    device_request=snakemake.config["device"],
+    device_request=snakemake.params.device,
     # GPU lock files must be local to the machine: on a shared file system two nodes'
     # "cuda:0" would wait for each other
     lock_dir=Path(tempfile.gettempdir()) / f"wdnorm-gpu-locks-{os.getuid()}",

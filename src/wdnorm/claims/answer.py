@@ -32,7 +32,7 @@ def key_numbers(c6: Mapping, c7: Mapping) -> dict:
     per_arch = (c6.get("measured") or {}).get("per_arch") or {}
     slabs = (c7.get("measured") or {}).get("slabs") or {}
     return {
-        "weight_decay": (c6.get("tolerance") or {}).get("weight_decay"),
+        "weight_decay": (c6.get("measured") or {}).get("headline_weight_decay"),
         "headline": {k: effect_numbers(v) for k, v in per_arch.items() if v["role"] == "headline"},
         "positive_controls": {k: dict(effect_numbers(v), improves=v["test_acc"]["improves"])
                               for k, v in per_arch.items() if v["role"] == "control"},

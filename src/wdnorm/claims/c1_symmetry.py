@@ -11,7 +11,6 @@ from . import common as c
 
 ID, TITLE = "C1", "Symmetry map"
 TABLES = ("symmetry", "epsilon_floor")
-FIGURE = "figures/symmetry_map.png"
 TEST = "numerical check: max|Δlogits|/max|logits| per cell vs the predicted invariance"
 TOLERANCES = {
     # a predicted-invariant cell must change the logits by < c1_invariant (relative,
@@ -19,6 +18,10 @@ TOLERANCES = {
     "c1_invariant": 1e-5,
     "c1_non_invariant": 1e-2,
 }
+RULE = ("supported iff every cell matches: predicted-invariant cells rel_change < "
+        "{c1_invariant:g}, others > {c1_non_invariant:g} (exact probe, ε→0, float64); "
+        "refuted if any cell contradicts the prediction; inconclusive if NaN or grey-zone "
+        "cells [{c1_invariant:g}, {c1_non_invariant:g}] remain")
 ARTICLE = ("S1/S2/S4: plain equivariant; ln/bn hidden layers invariant; LN(x+f(x)) "
            "('pre-norm') breaks it, x+LN(f(x)) ('post-norm') keeps it")
 LITERATURE = ("the same per layer; x+f(LN(x)) with a final LN is jointly invariant; BN in "
@@ -109,23 +112,14 @@ def describe(verdict: str, cells: pd.DataFrame, floors: dict, tol: Mapping) -> t
             f"(ε→0), the others by at least {c.fmt(non_min)}{floor_txt}.", key)
 
 
-def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> dict:
+def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> c.Decision:
     """supported: every cell matches (predicted-invariant cells below c1_invariant, the
     others above c1_non_invariant); refuted: a cell contradicts the prediction;
     inconclusive: no cells, NaN cells, or non-invariant cells in the grey zone."""
     tol = c.tolerances(settings, TOLERANCES)
-    t_inv, t_non = tol["c1_invariant"], tol["c1_non_invariant"]
-    common = dict(
-        test=TEST, tolerance={"invariant_below": t_inv, "non_invariant_above": t_non},
-        rule=(f"supported iff every cell matches: predicted-invariant cells rel_change < "
-              f"{t_inv:g}, others > {t_non:g} (exact probe, ε→0, float64); refuted if any "
-              f"cell contradicts the prediction; inconclusive if NaN or grey-zone cells "
-              f"[{t_inv:g}, {t_non:g}] remain"),
-        tables=list(TABLES), figure=FIGURE, article=ARTICLE, literature=LITERATURE)
     symmetry = tables.get("symmetry")
     if c.empty(symmetry):
-        return c.claim(ID, TITLE, "inconclusive", n=0, measured={}, key_numbers="no data",
-                       summary="No symmetry table rows: nothing to decide.", **common)
+        return c.Decision("inconclusive", "No symmetry table rows: nothing to decide.")
     cells = classify(symmetry, tol)
     floors = epsilon_floors(tables.get("epsilon_floor"))
     cols = [k for k in ("dataset", "arch", "layer", "transform", "scale", "mode",
@@ -138,5 +132,4 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
     verdict = decide_cells(cells)
     summary, key = describe(verdict, cells, floors, tol)
     n = {"cells": int(len(cells)), "architectures": int(cells["arch"].nunique())}
-    return c.claim(ID, TITLE, verdict, n=n, measured=measured, summary=summary,
-                   key_numbers=key, **common)
+    return c.Decision(verdict, summary, key, n, measured)

@@ -17,7 +17,6 @@ from . import common as c
 
 ID, TITLE = "C2", "Removable penalty"
 TABLES = ("penalty", "epsilon_floor")
-FIGURE = "figures/penalty_removal.png"
 TEST = "numerical check: penalty ratio after the symmetry transform (ε → 0 and model ε)"
 TOLERANCES = {
     # invariant groups: ideal (ε → 0) penalty ratio below this ...
@@ -32,6 +31,11 @@ TOLERANCES = {
     # a practical (model ε) median ratio above this is called "far from 0"
     "c2_practical_ratio": 1e-2,
 }
+RULE = ("supported iff every invariant arch has group_ratio_eps0 (the invariant groups' "
+        "penalty ratio, ε→0, float64) < {c2_ideal_ratio:g} in ≥ {c2_ideal_share:.0%} of its "
+        "runs and every arch without invariant groups keeps total_ratio ≥ "
+        "{c2_total_ratio:g}; refuted if either fails; inconclusive without invariant-arch "
+        "runs; the practical (model ε) ratio is reported")
 ARTICLE = ("S3/S6: the hidden-layer L2 penalty can be pushed to 0 with the function "
            "unchanged; only the head keeps a real penalty")
 LITERATURE = ("true for ε = 0; LN/BN's ε sets a floor (a²·Var(z) ≳ ε), so the practically "
@@ -132,27 +136,14 @@ def describe(verdict: str, inv: dict, non: dict, tol: Mapping) -> str:
     return "; ".join(parts) + "."
 
 
-def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> dict:
+def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> c.Decision:
     """supported: every invariant arch's groups are removable in the ideal symmetry and
     every arch without invariant groups keeps its total penalty; refuted: either fails
     for one arch; inconclusive: no healthy run of an invariant arch."""
     tol = c.tolerances(settings, TOLERANCES)
-    common = dict(
-        test=TEST, tables=list(TABLES), figure=FIGURE, article=ARTICLE, literature=LITERATURE,
-        tolerance={"ideal_ratio_below": tol["c2_ideal_ratio"],
-                   "ideal_share_of_runs": tol["c2_ideal_share"],
-                   "non_invariant_total_ratio_above": tol["c2_total_ratio"],
-                   "practical_far_from_zero_above": tol["c2_practical_ratio"]},
-        rule=(f"supported iff every invariant arch has group_ratio_eps0 (the invariant "
-              f"groups' penalty ratio, ε→0, float64) < {tol['c2_ideal_ratio']:g} in ≥ "
-              f"{tol['c2_ideal_share']:.0%} of its runs and every arch "
-              f"without invariant groups keeps total_ratio ≥ {tol['c2_total_ratio']:g}; "
-              f"refuted if either fails; inconclusive without invariant-arch runs; the "
-              f"practical (model ε) ratio is reported"))
     penalty = tables.get("penalty")
     if c.empty(penalty) or "method" not in penalty.columns:
-        return c.claim(ID, TITLE, "inconclusive", n=0, measured={}, key_numbers="no data",
-                       summary="No penalty rows: nothing to decide.", **common)
+        return c.Decision("inconclusive", "No penalty rows: nothing to decide.")
     inv, non = measure(penalty, tol)
     measured = {"invariant_archs": inv, "non_invariant_archs": non}
     floor = tables.get("epsilon_floor")
@@ -169,5 +160,4 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
            f"practical median {practical}" if inv else "no data")
     n = {"runs": int(sum(v["runs"] for v in (*inv.values(), *non.values()))),
          "invariant_arch_runs": int(sum(v["runs"] for v in inv.values()))}
-    return c.claim(ID, TITLE, verdict, n=n, measured=measured, key_numbers=key,
-                   summary=describe(verdict, inv, non, tol), **common)
+    return c.Decision(verdict, describe(verdict, inv, non, tol), key, n, measured)

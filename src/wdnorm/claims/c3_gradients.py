@@ -12,13 +12,15 @@ from . import common as c
 
 ID, TITLE = "C3", "Orthogonal gradients, norm growth"
 TABLES = ("gradient_identity",)
-FIGURE = "figures/norm_dynamics.png"
 TEST = "numerical check: max |cos(w, ∇w)| and the norm-growth identity's relative error"
 TOLERANCES = {
     "c3_cos": 1e-3,            # max |cos(w, ∇w)| on predicted-invariant layers
     "c3_identity": 1e-2,       # relative error of the norm-growth identity
     "c3_contrast_cos": 1e-2,   # some non-invariant layer must exceed this (discrimination)
 }
+RULE = ("supported iff every predicted-invariant layer/joint group has cos_abs_max < {c3_cos:g} "
+        "and identity_rel_err_total < {c3_identity:g} (exact probe), and some non-invariant "
+        "layer shows cos_abs_max > {c3_contrast_cos:g}; refuted if an invariant layer fails")
 ARTICLE = "(implicit in S2) scale-invariant layers"
 LITERATURE = ("⟨w, ∇L⟩ = 0 and ‖w_{t+1}‖² = ‖w_t‖² + η²‖g_t‖² exactly (plain SGD, λ = 0): "
               "norms grow, the effective LR η/‖w‖² decays")
@@ -111,24 +113,14 @@ def describe(verdict: str, m: Mapping, tol: Mapping) -> str:
             f"{c.fmt(m['max_identity_err_invariant'])} (ε→0){contrast}{eps}.")
 
 
-def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> dict:
+def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> c.Decision:
     """supported: every predicted-invariant layer passes and some non-invariant layer
     shows a large |cos|; refuted: an invariant layer fails; inconclusive: nothing
     probed or no contrast."""
     tol = c.tolerances(settings, TOLERANCES)
-    common = dict(
-        test=TEST, tables=list(TABLES), figure=FIGURE, article=ARTICLE, literature=LITERATURE,
-        tolerance={"cos_abs_max_below": tol["c3_cos"],
-                   "identity_rel_err_total_below": tol["c3_identity"],
-                   "contrast_cos_above": tol["c3_contrast_cos"]},
-        rule=(f"supported iff every predicted-invariant layer/joint group has cos_abs_max < "
-              f"{tol['c3_cos']:g} and identity_rel_err_total < {tol['c3_identity']:g} (exact "
-              f"probe), and some non-invariant layer shows cos_abs_max > "
-              f"{tol['c3_contrast_cos']:g}; refuted if an invariant layer fails"))
     table = tables.get("gradient_identity")
     if c.empty(table):
-        return c.claim(ID, TITLE, "inconclusive", n=0, measured={}, key_numbers="no data",
-                       summary="No gradient-identity rows.", **common)
+        return c.Decision("inconclusive", "No gradient-identity rows.")
     df = c.healthy(table)
     df = df.assign(pred=c.as_bool(df["predicted_invariant"]),
                    passes=(df["cos_abs_max"].astype(float) < tol["c3_cos"])
@@ -140,5 +132,4 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
            + (", ".join(c.fmt(v["cos_abs_max"]) for v in m["contrast_heads"].values()) or "n/a"))
     n = {"architectures": int(df["arch"].nunique()), "layers": int(len(df)),
          "steps": int(df["steps"].max()) if "steps" in df.columns else None}
-    return c.claim(ID, TITLE, verdict, n=n, measured=m, key_numbers=key,
-                   summary=describe(verdict, m, tol), **common)
+    return c.Decision(verdict, describe(verdict, m, tol), key, n, m)

@@ -14,13 +14,19 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..tables.dynamics_rows import MIN_WINDOW_STEPS
 from . import common as c
 
 ID, TITLE = "C4", "Equilibrium angular update"
 TABLES = ("dynamics",)
-FIGURE = "figures/norm_dynamics.png"
 TEST = "median over eligible layers of RMS angle / predicted angle, within a relative band"
 TOLERANCES = {"c4_rel": 0.15}  # |median angle_ratio − 1| per architecture
+RULE = ("supported iff, per arch, the median angle_ratio (RMS angle over the equilibrium "
+        "window / prediction) over predicted-invariant decayed layers of healthy grid runs "
+        "with equilibrium_reached (a window of ≥ {min_window_steps} steps) lies in "
+        "[1−{c4_rel:g}, 1+{c4_rel:g}]; refuted if any arch is outside; inconclusive if no "
+        "row reached equilibrium")
+CONSTANTS = {"min_window_steps": MIN_WINDOW_STEPS}
 ARTICLE = "(not addressed)"
 LITERATURE = ("Wan et al. 2021, Kosson et al. 2024: angular update per step → √(2ηλ/(1+α)) "
               "(SGD) or √(2ηλ(1−β₁)/(1+β₁)) (AdamW)")
@@ -88,7 +94,8 @@ def describe(verdict: str, m: Mapping, rel: float, wd_star) -> str:
     star_txt = (f" At the claims' λ = {star}, runs at equilibrium: {', '.join(at_star)}."
                 if at_star else "")
     if verdict == "inconclusive":
-        return ("No grid run reached equilibrium (a window of ≥ 100 steps after t_eq) on a "
+        return (f"No grid run reached equilibrium (a window of ≥ {MIN_WINDOW_STEPS} steps "
+                "after t_eq) on a "
                 "predicted-invariant layer: train longer or use a larger ηλ." + star_txt)
     if verdict == "refuted":
         outside = [k for k, v in m["per_arch"].items() if not v["within"]]
@@ -98,24 +105,16 @@ def describe(verdict: str, m: Mapping, rel: float, wd_star) -> str:
             f"{arch_txt}.{star_txt}")
 
 
-def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> dict:
+def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> c.Decision:
     """supported: every arch with eligible rows has its median ratio within 1 ± c4_rel;
     refuted: one is outside; inconclusive: no eligible row."""
     tol = c.tolerances(settings, TOLERANCES)
     rel = tol["c4_rel"]
-    common = dict(
-        test=TEST, tables=list(TABLES), figure=FIGURE, article=ARTICLE, literature=LITERATURE,
-        tolerance={"angle_ratio_rel": rel, "min_window_steps": 100},
-        rule=(f"supported iff, per arch, the median angle_ratio (RMS angle over the "
-              f"equilibrium window / prediction) over predicted-invariant decayed layers of "
-              f"healthy grid runs with equilibrium_reached lies in [1−{rel:g}, 1+{rel:g}]; "
-              f"refuted if any arch is outside; inconclusive if no row reached equilibrium"))
     dynamics = tables.get("dynamics")
     missing = [k for k in REQUIRED if c.empty(dynamics) or k not in dynamics.columns]
     if missing:
-        return c.claim(ID, TITLE, "inconclusive", n=0, measured={}, key_numbers="no data",
-                       summary=f"No usable dynamics rows (missing: {', '.join(missing)}).",
-                       **common)
+        return c.Decision("inconclusive",
+                          f"No usable dynamics rows (missing: {', '.join(missing)}).")
     rows = candidate_rows(dynamics)
     label = c.Labeller(dynamics)
     m = {"per_arch": per_arch(rows, label, rel),
@@ -128,5 +127,4 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
     n = {"rows": int(len(eligible)), "runs": int(eligible["run_id"].nunique())}
     key = ", ".join(f"{k} {c.fmt(v['median_ratio'])}" for k, v in m["per_arch"].items()) \
         or "no run at equilibrium"
-    return c.claim(ID, TITLE, verdict, n=n, measured=m, key_numbers=key,
-                   summary=describe(verdict, m, rel, m["claims_weight_decay"]), **common)
+    return c.Decision(verdict, describe(verdict, m, rel, m["claims_weight_decay"]), key, n, m)

@@ -15,13 +15,17 @@ from . import stats
 
 ID, TITLE = "C5", "Only ηλ matters"
 TABLES = ("runs",)
-FIGURE = "figures/lr_wd_collapse.png"
 TEST = ("TOST equivalence of paired test-accuracy differences (two one-sided "
         + stats.TEST_NAME + "), Holm across architectures × comparisons")
 TOLERANCES = {
     "c5_margin": 0.02,      # equivalence margin on test accuracy (2 pp)
     "c5_min_pairs": 5,      # paired seeds needed per comparison
 }
+RULE = ("per arch, each matched pair vs the first, paired by seed: supported iff every "
+        "invariant arch has ≥ {c5_min_pairs:g} paired seeds and Holm-adjusted TOST p < "
+        "{alpha:g} (margin ±{c5_margin:g}) on every comparison; refuted if a comparison "
+        "differs (two-sided, Holm p < {alpha:g}) with |HL| > margin; else inconclusive; "
+        "diverged/collapsed runs kept as outcomes")
 ARTICLE = "(not addressed)"
 LITERATURE = ("Li, Lyu, Arora 2020: the intrinsic LR ηλ alone sets the equilibrium of "
               "scale-invariant nets; not so for plain")
@@ -146,29 +150,18 @@ def describe(verdict: str, per_arch: Mapping, tol: Mapping) -> str:
     return f"Inconclusive ({why}): {text}{contrast}."
 
 
-def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> dict:
+def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> c.Decision:
     """supported: every invariant arch is shown equivalent on every comparison;
     refuted: an invariant arch differs significantly beyond the margin; inconclusive:
     otherwise (too few seeds, no invariant arch, equivalence not shown)."""
     tol, alpha = c.tolerances(settings, TOLERANCES), c.alpha(settings)
-    common = dict(
-        test=TEST, tables=list(TABLES), figure=FIGURE, article=ARTICLE, literature=LITERATURE,
-        tolerance={"margin": tol["c5_margin"], "alpha": alpha,
-                   "min_paired_seeds": int(tol["c5_min_pairs"])},
-        rule=(f"per arch, each matched pair vs the first, paired by seed: supported iff every "
-              f"invariant arch has ≥ {int(tol['c5_min_pairs'])} paired seeds and Holm-adjusted "
-              f"TOST p < {alpha:g} (margin ±{tol['c5_margin']:g}) on every comparison; refuted "
-              f"if a comparison differs (two-sided, Holm p < {alpha:g}) with |HL| > margin; "
-              f"else inconclusive; diverged/collapsed runs kept as outcomes"))
     runs = tables.get("runs")
     if c.empty(runs):
-        return c.claim(ID, TITLE, "inconclusive", n=0, measured={}, key_numbers="no data",
-                       summary="No runs.", **common)
+        return c.Decision("inconclusive", "No runs.")
     m = measure(runs, settings, tol, alpha)
     verdict = decide_measured(m["per_arch"])
     # paired seeds per arch: the smallest over its comparisons
     n = {k: min(comp["n"] for comp in v["comparisons"]) for k, v in m["per_arch"].items()}
     key = ", ".join(f"{k} max|HL| {c.pp(max(abs(comp['hl']) for comp in v['comparisons']))}"
                     for k, v in m["per_arch"].items() if v["invariant_arch"]) or "no matched pairs"
-    return c.claim(ID, TITLE, verdict, n=n, measured=m, key_numbers=key,
-                   summary=describe(verdict, m["per_arch"], tol), **common)
+    return c.Decision(verdict, describe(verdict, m["per_arch"], tol), key, n, m)

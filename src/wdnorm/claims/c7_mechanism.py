@@ -21,11 +21,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from . import c6_effect, common as c, stats
+from .. import optimisers
+from . import common as c
+from . import effects, stats
 
 ID, TITLE = "C7", "Mechanism: weight decay as a learning-rate schedule"
 TABLES = ("equivalence_probe", "runs")
-FIGURE = "figures/mechanism.png"
 TEST = ("(a) numerical check: float64 probe, exact equivalent vs WD run, relative loss "
         "difference; (b) TOST equivalence (two one-sided " + stats.TEST_NAME + "), Holm "
         "across invariant archs; share explained with a paired bootstrap CI")
@@ -37,6 +38,13 @@ TOLERANCES = {
     "c7_resamples": 2000,      # bootstrap of the share explained
     "c7_boot_seed": 0,
 }
+RULE = ("supported iff (a) the float64 exact equivalent tracks the WD run (relative loss "
+        "difference ≤ {c7_probe_tol:g} for ≥ {c7_track_steps:g} steps) on every invariant arch "
+        "and not on the norm-free contrast, and (b) the schedule-only equivalent is "
+        "equivalent to the WD run (Holm-adjusted TOST p < {alpha:g}, margin ±{c7_margin:g}, "
+        "≥ {c7_min_pairs:g} seeds) on every invariant arch; refuted if (a) fails either way "
+        "or (b) differs (two-sided, Holm p < {alpha:g}) with |HL| > margin; else "
+        "inconclusive; only for optimisers with an exact equivalent (SGD)")
 ARTICLE = "(not addressed: the article argues from the optimum, not the dynamics)"
 LITERATURE = ("Li & Arora 2020: for scale-invariant weights SGD with WD equals SGD without "
               "WD under an exponentially growing LR (exact with ε scaled); Hoffer et al. "
@@ -84,11 +92,11 @@ def probe(table: pd.DataFrame | None, tol: Mapping) -> dict:
             "holds": bool(has_both and not failing and not tracking)}
 
 
-def float32_tracking(runs: pd.DataFrame, wd_star: float, label: c.Labeller, sgd) -> dict:
+def float32_tracking(runs: pd.DataFrame, wd_star: float, label: c.Labeller, exact) -> dict:
     """Median ``loss_track_steps`` of the float32 exact/schedule runs at λ* (SGD only)."""
     out = {}
     for key, g in c.groups(runs[c.close(runs["weight_decay"], wd_star)]):
-        if not sgd(key):
+        if not exact(key):
             out[label(key)] = "not applicable (no exact equivalent for this optimiser)"
             continue
         entry = {}
@@ -108,7 +116,7 @@ def float32_tracking(runs: pd.DataFrame, wd_star: float, label: c.Labeller, sgd)
 
 def arms(g: pd.DataFrame, settings, key: Mapping, wd_star: float) -> dict:
     """The λ* grid arm, the λ = 0 arm and the λ* equivalents of one slab at the grid lr."""
-    lr = c6_effect.grid_lr(settings, key.get("optimiser"), c.of_kind(g, "grid"))
+    lr = effects.grid_lr(settings, key.get("optimiser"), c.of_kind(g, "grid"))
     g = g[c.close(g["lr"], lr)] if lr is not None else g.iloc[0:0]
     star = g[c.close(g["weight_decay"], wd_star)]
     return {"grid": c.of_kind(star, "grid"), "schedule": c.of_kind(star, "schedule"),
@@ -170,15 +178,16 @@ def judge_schedule(cells: list[dict], alpha: float, tol: Mapping) -> None:
 
 # --------------------------------------------------------------------------- decision
 
-def is_sgd(settings: Mapping | None, runs: pd.DataFrame):
-    """key -> whether the slab's optimiser is SGD (settings first, else the table)."""
+def has_exact_equivalent(settings: Mapping | None, runs: pd.DataFrame):
+    """key -> whether the slab's optimiser has an exact LR-schedule equivalent (its
+    record says; the algorithm from settings first, else from the table)."""
     def check(key: Mapping) -> bool:
         algo = c.optimiser_setting(settings, str(key.get("optimiser")), "algorithm")
         if algo is None and "algorithm" in runs.columns:
             rows = runs[runs["optimiser"] == key["optimiser"]] if "optimiser" in key else runs
             found = rows["algorithm"].dropna()
             algo = found.iloc[0] if len(found) else None
-        return str(algo).lower() == "sgd"
+        return algo in optimisers.REGISTRY and optimisers.get(algo).exact_equivalent
     return check
 
 
@@ -188,11 +197,11 @@ def measure(tables: Mapping, settings, tol: Mapping, alpha: float) -> dict:
          "slabs": {}, "not_applicable": [], "float32_tracking": {}}
     if c.empty(runs) or wd_star is None:
         return m
-    label, sgd = c.Labeller(runs), is_sgd(settings, runs)
-    wd_cells = {label(x["key"]): x for x in c6_effect.wd_effects(runs, settings, alpha)}
+    label, exact = c.Labeller(runs), has_exact_equivalent(settings, runs)
+    wd_cells = {label(x["key"]): x for x in effects.wd_effects(runs, settings, alpha)}
     cells = []
     for key, g in c.groups(runs):
-        if not sgd(key):
+        if not exact(key):
             m["not_applicable"].append(label(key))
             continue
         if len(c.of_kind(g, "grid")):
@@ -200,7 +209,7 @@ def measure(tables: Mapping, settings, tol: Mapping, alpha: float) -> dict:
             cells.append(slab_cell(key, g, settings, wd_star, alpha, tol, wd_cell))
     judge_schedule(cells, alpha, tol)
     m["slabs"] = {label(x["key"]): {k: v for k, v in x.items() if k != "key"} for x in cells}
-    m["float32_tracking"] = float32_tracking(runs, wd_star, label, sgd)
+    m["float32_tracking"] = float32_tracking(runs, wd_star, label, exact)
     return m
 
 
@@ -255,26 +264,12 @@ def describe(m: Mapping) -> str:
     return ". ".join(parts) + "."
 
 
-def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> dict:
+def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> c.Decision:
     """supported: (a) holds and the schedule-only equivalent is equivalent to the WD run
     on every invariant arch; refuted: (a) fails on an invariant arch or holds on a
     contrast arch, or the schedule differs significantly beyond the margin;
     inconclusive otherwise."""
     tol, alpha = c.tolerances(settings, TOLERANCES), c.alpha(settings)
-    common = dict(
-        test=TEST, tables=list(TABLES), figure=FIGURE, article=ARTICLE, literature=LITERATURE,
-        tolerance={"probe_tol": tol["c7_probe_tol"], "track_steps": int(tol["c7_track_steps"]),
-                   "margin": tol["c7_margin"], "alpha": alpha,
-                   "min_paired_seeds": int(tol["c7_min_pairs"]),
-                   "weight_decay": c.claims_weight_decay(settings)},
-        rule=(f"supported iff (a) the float64 exact equivalent tracks the WD run (relative "
-              f"loss difference ≤ {tol['c7_probe_tol']:g} for ≥ {int(tol['c7_track_steps'])} "
-              f"steps) on every invariant arch and not on the norm-free contrast, and (b) the "
-              f"schedule-only equivalent is equivalent to the WD run (Holm-adjusted TOST p < "
-              f"{alpha:g}, margin ±{tol['c7_margin']:g}, ≥ {int(tol['c7_min_pairs'])} seeds) "
-              f"on every invariant arch; refuted if (a) fails either way or (b) differs "
-              f"(two-sided, Holm p < {alpha:g}) with |HL| > margin; else inconclusive; SGD "
-              f"only (no exact equivalent for Adam/AdamW)"))
     m = measure(tables, settings, tol, alpha)
     verdict = decide_measured(m)
     inv = {k: v for k, v in m["slabs"].items() if v["invariant"]}
@@ -282,5 +277,4 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
     key = ", ".join(f"{k} schedule−WD {c.ci_pp(v['schedule_minus_wd'])}" for k, v in inv.items())
     key = (("probe holds; " if m["probe"]["holds"] else "probe does not hold; ") + key) \
         if m["probe"]["per_arch"] else (key or "no data")
-    return c.claim(ID, TITLE, verdict, n=n, measured=m, key_numbers=key,
-                   summary=describe(m), **common)
+    return c.Decision(verdict, describe(m), key, n, m)

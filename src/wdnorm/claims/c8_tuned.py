@@ -31,19 +31,23 @@ import numpy as np
 import pandas as pd
 
 from ..config import learning_rates
-from . import c6_effect
+from . import effects
 from . import common as c
 from . import stats
 
 ID, TITLE = "C8", "Best-tuned weight decay vs best-tuned no weight decay"
 TABLES = ("runs",)
-FIGURE = "figures/tuned.png"
 TEST = (stats.TEST_NAME + "; arms selected on the validation split; Hodges-Lehmann CI; "
         "Holm across architectures")
 TOLERANCES = {
     "c8_margin": 0.01,     # non-superiority margin on test accuracy (1 pp)
     "c8_min_pairs": 10,    # paired seeds needed for a decisive outcome
 }
+RULE = ("arms selected by mean validation accuracy (no-WD: best lr at λ = 0; WD: best "
+        "(lr, λ > 0)), then C6's rule on their paired test accuracies: inconclusive without "
+        "a positive control (tuned WD significantly improves plain or res, one-sided Holm "
+        "p < {alpha:g}); refuted if tuned WD improves ln/bn; supported if every ln/bn "
+        "one-sided {conf:.0%} upper HL bound < {c8_margin:g}; ≥ {c8_min_pairs:g} paired seeds")
 ARTICLE = "S3/S5: without residual connections WD is useless (at any setting)"
 LITERATURE = ("Lewkowycz & Gur-Ari 2020, Andriushchenko et al. 2024: compare WD with the "
               "best learning rate without it; WD's benefit on normalised nets is an LR "
@@ -105,16 +109,16 @@ def cell(key: Mapping, g: pd.DataFrame, settings, alpha: float) -> dict | None:
         return None
     treated, base = runs_at(g, "grid", wd), runs_at(g, "grid", no_wd)
     exact = runs_at(g, "exact", wd)
-    out = {"key": dict(key), "arch": key.get("arch"), "role": c6_effect.role(key.get("arch")),
+    out = {"key": dict(key), "arch": key.get("arch"), "role": effects.role(key.get("arch")),
            "selected": {"weight_decay": wd, "no_weight_decay": no_wd},
            "candidates": table.to_dict(orient="records"),
            "arms": {"weight_decay": dict(c.status_counts(treated),
                                          test_acc_mean=c.fnum(treated["test_acc"].mean())),
                     "no_weight_decay": dict(c.status_counts(base),
                                             test_acc_mean=c.fnum(base["test_acc"].mean()))}}
-    for metric, direction in c6_effect.IMPROVES.items():
+    for metric, direction in effects.IMPROVES.items():
         d, seeds = c.paired(treated, base, metric)
-        out[metric] = c6_effect.effect(d, alpha, direction)
+        out[metric] = effects.effect(d, alpha, direction)
         out["n_pairs"] = max(out.get("n_pairs", 0), len(seeds))
     if len(exact):
         out["exact_equivalent"] = {
@@ -139,7 +143,7 @@ def missing_design(runs: pd.DataFrame, settings) -> str | None:
 
 def tuned_effects(runs: pd.DataFrame, settings, alpha: float) -> list[dict]:
     cells = [x for key, g in c.groups(runs) if (x := cell(key, g, settings, alpha))]
-    c6_effect.apply_holm(cells, alpha)
+    effects.apply_holm(cells, alpha)
     return cells
 
 
@@ -159,33 +163,22 @@ def cell_text(name: str, x: Mapping) -> str:
     return text
 
 
-def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> dict:
+def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> c.Decision:
     tol, alpha = c.tolerances(settings, TOLERANCES), c.alpha(settings)
-    c6_tol = {"c6_margin": tol["c8_margin"], "c6_min_pairs": tol["c8_min_pairs"]}
-    common = dict(
-        test=TEST, tables=list(TABLES), figure=FIGURE, article=ARTICLE, literature=LITERATURE,
-        tolerance={"margin": tol["c8_margin"], "alpha": alpha,
-                   "min_paired_seeds": int(tol["c8_min_pairs"])},
-        rule=(f"arms selected by mean validation accuracy (no-WD: best lr at λ = 0; WD: best "
-              f"(lr, λ > 0)), then C6's rule on their paired test accuracies: inconclusive "
-              f"without a positive control (tuned WD significantly improves plain or res, "
-              f"one-sided Holm p < {alpha:g}); refuted if tuned WD improves ln/bn; supported "
-              f"if every ln/bn one-sided {1 - alpha:.0%} upper HL bound < "
-              f"{tol['c8_margin']:g}; ≥ {int(tol['c8_min_pairs'])} paired seeds"))
     runs = tables.get("runs")
     why = "no runs" if c.empty(runs) else missing_design(runs, settings)
     cells = [] if why else tuned_effects(runs, settings, alpha)
     if not cells:
         why = why or "no arch has runs at both a selected WD and a selected no-WD setting"
-        return c.claim(ID, TITLE, "inconclusive", n=0, measured={"reason": why},
-                       key_numbers="not tuned", summary=f"Nothing to decide: {why}.", **common)
-    per_arch, per_setting, verdict = c6_effect.verdicts(cells, runs, c6_tol)
+        return c.Decision("inconclusive", f"Nothing to decide: {why}.", "not tuned", 0,
+                          {"reason": why})
+    per_arch, per_setting, verdict = effects.verdicts(cells, runs, tol["c8_margin"],
+                                                      tol["c8_min_pairs"])
     shown = {k: x for k, x in per_arch.items() if x["role"] in ("headline", "control")}
     reasons = "; ".join(f"{s}: {v['verdict']} ({v['reason']})" for s, v in per_setting.items())
     summary = ("Best-tuned WD minus best-tuned no-WD, test-accuracy HL shift [95% CI]: "
                + "; ".join(cell_text(k, x) for k, x in shown.items()) + f". {reasons}.")
-    return c.claim(ID, TITLE, verdict, n={k: x["n_pairs"] for k, x in per_arch.items()},
-                   measured={"per_arch": per_arch, "per_setting": per_setting},
-                   key_numbers=", ".join(f"{k} {c.ci_pp(x['test_acc'])}"
-                                         for k, x in shown.items()),
-                   summary=summary, **common)
+    return c.Decision(verdict, summary,
+                      ", ".join(f"{k} {c.ci_pp(x['test_acc'])}" for k, x in shown.items()),
+                      {k: x["n_pairs"] for k, x in per_arch.items()},
+                      {"per_arch": per_arch, "per_setting": per_setting})

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import archs
+from ..frames import as_bool  # noqa: F401  (the claims read booleans as c.as_bool)
 
 VERDICTS = ("supported", "refuted", "inconclusive")
 GROUP = ("dataset", "optimiser", "arch")
@@ -71,11 +74,6 @@ def is_contrast(arch: str) -> bool:
     return bool(r and not r.invariant and r.norm is None)
 
 
-def is_per_layer_invariant(arch: str) -> bool:
-    r = record(arch)
-    return bool(r and r.per_layer_invariant != "none")
-
-
 def naming() -> dict:
     """Formula and article / standard names of every registered architecture."""
     return {a.name: {"formula": a.formula, "article_name": a.article_name,
@@ -86,13 +84,6 @@ def naming() -> dict:
 
 def empty(df) -> bool:
     return df is None or len(df) == 0
-
-
-def as_bool(series: pd.Series) -> pd.Series:
-    """Booleans read back from CSV (True/False, 'True'/'False', 1/0)."""
-    if series.dtype == bool:
-        return series
-    return series.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0", "yes"))
 
 
 def healthy(df: pd.DataFrame) -> pd.DataFrame:
@@ -163,19 +154,19 @@ class Labeller:
 
 # --------------------------------------------------------------------------- records
 
-def claim(cid: str, title: str, verdict: str, *, test: str, rule: str, tolerance: dict,
-          n, measured: dict, summary: str, key_numbers: str, tables: list[str], figure: str,
-          article: str, literature: str) -> dict:
-    """One claim's record (claims.json's ``claims`` entries). A statistical claim's
-    equivalence margin is also stated at the top level as ``margin``."""
-    assert verdict in VERDICTS, verdict
-    record = dict(id=cid, title=title, verdict=verdict, test=test, n=n, rule=rule,
-                  tolerance=tolerance, measured=measured, key_numbers=key_numbers,
-                  summary=summary, tables=[f"tables/{t}.csv" for t in tables],
-                  figure=figure, prediction_article=article, prediction_literature=literature)
-    if "margin" in tolerance:
-        record["margin"] = tolerance["margin"]
-    return record
+@dataclass
+class Decision:
+    """What a claim's ``decide`` returns: its verdict and what it measured. The claim's
+    fixed fields (test, rule, tolerances, tables, figure, predictions) come from its
+    record (:class:`wdnorm.claims.registry.Claim`)."""
+    verdict: str
+    summary: str
+    key_numbers: str = "no data"
+    n: Any = 0
+    measured: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        assert self.verdict in VERDICTS, self.verdict
 
 
 def fnum(x) -> float | None:

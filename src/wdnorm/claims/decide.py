@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import fileio
+from ..frames import read_table
 from . import common
 from .answer import answer
 from .registry import REGISTRY, TABLE_NAMES, TOLERANCES
@@ -40,7 +41,7 @@ def table_sha(df: pd.DataFrame) -> str:
 
 def decide(cid: str, tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> dict:
     """One claim's record (missing tables count as empty)."""
-    return REGISTRY[cid].decide(dict(tables), settings)
+    return REGISTRY[cid].evaluate(tables, settings)
 
 
 def decide_all(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) -> dict:
@@ -48,7 +49,7 @@ def decide_all(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = No
     the settings and the architectures' naming."""
     settings = dict(settings or {})
     present = {name: tables[name] for name in TABLE_NAMES if tables.get(name) is not None}
-    claims = [claim.decide(present, settings) for claim in REGISTRY.values()]
+    claims = [claim.evaluate(present, settings) for claim in REGISTRY.values()]
     inputs = {name: {"path": f"tables/{name}.csv", "sha256": table_sha(df), "rows": int(len(df))}
               for name, df in present.items()}
     return jsonable({
@@ -72,10 +73,7 @@ def load_tables(tables) -> dict[str, pd.DataFrame]:
     for name, path in paths.items():
         if not path.exists():
             continue
-        try:
-            df = pd.read_csv(path) if path.stat().st_size else pd.DataFrame()
-        except pd.errors.EmptyDataError:
-            df = pd.DataFrame()
+        df = read_table(path)
         df.attrs["sha256"] = fileio.sha256_file(path)
         df.attrs["path"] = str(path)
         out[name] = df

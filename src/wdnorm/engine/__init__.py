@@ -5,11 +5,11 @@ model (``docs/engine.md``)."""
 from .batches import batch_generator, epoch_batches, init_state
 from .evaluate import evaluate, recalibrate_batchnorm
 from .schedules import k_sequence, member_schedules
-from .spec import ALGORITHMS, KINDS, Member, OptimiserConfig, SlabConfig
+from .spec import KINDS, Member, OptimiserConfig, SlabConfig
 from .step import COMPILE_CHOICES, use_inductor_cache
 from .trainer import Checkpointing, SlabResult, train_slab
 
-__all__ = ["ALGORITHMS", "COMPILE_CHOICES", "Checkpointing", "KINDS", "Member",
+__all__ = ["COMPILE_CHOICES", "Checkpointing", "KINDS", "Member",
            "OptimiserConfig", "SlabConfig", "SlabResult", "batch_generator", "epoch_batches",
            "evaluate", "init_state", "k_sequence", "member_schedules", "recalibrate_batchnorm",
            "train_slab", "use_inductor_cache"]

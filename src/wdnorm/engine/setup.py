@@ -79,7 +79,7 @@ def prepare_slab(cfg: SlabConfig, members: list[Member], device, dtype, total: i
     needs before its first step (the trainer and the benchmark start here)."""
     sched = schedules.member_schedules(
         [m.kind for m in members], [m.lr for m in members], [m.weight_decay for m in members],
-        cfg.optimiser.momentum, total,
+        cfg.optimiser.hyper["momentum"], total,
         schedules.lr_scale(cfg.lr_schedule, total, cfg.lr_decay_fraction))
     st, hyper, plan = initial_state(cfg, members, device, dtype, total)
     hyper.set_schedules(sched)
@@ -105,10 +105,10 @@ def initial_state(cfg: SlabConfig, members: list[Member], device, dtype, total: 
         models.parameter_groups(cfg.arch, cfg.depth, param_names), cfg.decay_scope))
     decayed = {n for n in params if n in decayed_params or f"{n}.weight" in decayed_params}
     hyper = Hyper(cfg, members, list(params), linear_names, decayed, device, dtype)
-    adam = cfg.optimiser.algorithm != "sgd"
+    n_state = len(cfg.optimiser.record.state)
     tensors = dict(params=params,
-                   moments={n: torch.zeros_like(p) for n, p in params.items()},
-                   moments2={n: torch.zeros_like(p) for n, p in params.items()} if adam else {},
+                   opt_state={n: tuple(torch.zeros_like(p) for _ in range(n_state))
+                              for n, p in params.items()},
                    buffers={n: stacked(n) for n in buffer_names},
                    alive=torch.ones(len(members), dtype=torch.bool, device=device))
     m, n_layers = len(members), len(linear_names)
@@ -124,8 +124,7 @@ def initial_state(cfg: SlabConfig, members: list[Member], device, dtype, total: 
                    diverged_step=torch.full((m,), -1, dtype=torch.long, device=device))
     o = cfg.optimiser
     plan = StepPlan(arch=cfg.arch, depth=cfg.depth, n_classes=cfg.n_classes,
-                    algorithm=o.algorithm, momentum=o.momentum, beta1=o.beta1, beta2=o.beta2,
-                    adam_eps=o.eps, bn_momentum=cfg.bn_momentum,
+                    optimiser=o.record, hyper=dict(o.hyper), bn_momentum=cfg.bn_momentum,
                     linear_names=tuple(linear_names), batch_norm=cfg.record.norm == "batch",
                     trace=cfg.trace, mimic=any(m.kind == "mimic" for m in members))
 

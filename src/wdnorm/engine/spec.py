@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
-from .. import archs, models
+from types import MappingProxyType
+
+from .. import archs, models, optimisers
+from ..config import optimiser_hyper_defaults
 from ..layout import run_id
 
-ALGORITHMS = ("sgd", "adam", "adamw")
 # grid: the run with weight decay. The others stand for the grid run (lr, weight_decay,
 # seed) of the same slab without weight decay on the architecture's group layers:
 # exact: LR schedule lr/(k_t k_{t+1}) and the norms' eps/k_t^2 (docs/math.md);
@@ -17,18 +20,43 @@ KINDS = ("grid", "exact", "schedule", "mimic")
 DTYPES = ("float32", "float64")
 
 
-@dataclass(frozen=True)
 class OptimiserConfig:
-    algorithm: str = "sgd"      # sgd | adam | adamw
-    momentum: float = 0.0       # sgd only (torch.optim.SGD semantics, no dampening)
-    beta1: float = 0.9          # adam/adamw
-    beta2: float = 0.999
-    eps: float = 1e-8
+    """An optimiser record (:mod:`wdnorm.optimisers`) and the values of every
+    hyper-parameter the config schema declares (its defaults fill what is not given):
+    ``OptimiserConfig("sgd", momentum=0.9)``. The learning rate and weight decay are per
+    member, not part of it. Immutable and hashable."""
 
-    def __post_init__(self):
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"unknown optimiser algorithm {self.algorithm!r}; "
-                             f"valid: {', '.join(ALGORITHMS)}")
+    __slots__ = ("algorithm", "hyper")
+
+    def __init__(self, algorithm: str = "sgd", **hyper: float):
+        defaults = optimiser_hyper_defaults()
+        unknown = sorted(set(hyper) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown optimiser hyper-parameter(s) {', '.join(unknown)}; "
+                             f"valid: {', '.join(defaults)}")
+        optimisers.get(algorithm)  # a clear error for an unknown algorithm
+        values = {k: float(v) for k, v in {**defaults, **hyper}.items()}
+        object.__setattr__(self, "algorithm", algorithm)
+        object.__setattr__(self, "hyper", MappingProxyType(values))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("OptimiserConfig is immutable")
+
+    @property
+    def record(self) -> optimisers.Optimiser:
+        return optimisers.get(self.algorithm)
+
+    def to_dict(self) -> dict:
+        return {"algorithm": self.algorithm, **self.hyper}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, OptimiserConfig) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.to_dict().items())))
+
+    def __repr__(self) -> str:
+        return "OptimiserConfig(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
 
 
 @dataclass(frozen=True)
@@ -86,12 +114,33 @@ class SlabConfig:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
 
+    @classmethod
+    def from_settings(cls, arch: str, meta: Mapping, settings: Mapping,
+                      **overrides) -> "SlabConfig":
+        """The one way to build a slab's config from config-shaped values: ``meta`` of
+        the prepared dataset (``d_in``, ``n_classes``) and ``settings`` as
+        :func:`wdnorm.provenance.training_values` gives them (``model``, ``training``,
+        ``decay_scope``, the ``optimiser`` entry; defaults filled). ``overrides``: what a
+        probe changes on purpose (dtype, trace, epochs, its own optimiser...)."""
+        model, training, entry = settings["model"], settings["training"], settings["optimiser"]
+        hyper = {k: v for k, v in entry.items() if k in optimiser_hyper_defaults()}
+        values = dict(arch=arch, d_in=int(meta["d_in"]), n_classes=int(meta["n_classes"]),
+                      width=model["width"], depth=model["depth"], norm_eps=model["norm_eps"],
+                      optimiser=OptimiserConfig(entry["algorithm"], **hyper),
+                      decay_scope=settings["decay_scope"], epochs=training["epochs"],
+                      batch_size=training["batch_size"], eval_every=training["eval_every"],
+                      final_evals=training["final_evals"],
+                      lr_schedule=training["lr_schedule"],
+                      lr_decay_fraction=training["lr_decay_fraction"])
+        return cls(**{**values, **overrides})
+
     @property
     def record(self) -> archs.Arch:
         return archs.get(self.arch)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+                "optimiser": self.optimiser.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SlabConfig":
@@ -116,9 +165,10 @@ def check_members(cfg: SlabConfig, members: list[Member]) -> None:
     for m in members:
         if m.kind == "grid":
             continue
-        if cfg.optimiser.algorithm != "sgd":
-            raise ValueError(f"run kind {m.kind!r} ({m.run_id}) needs SGD: Adam/AdamW have "
-                             f"no exact LR-schedule equivalent (docs/math.md)")
+        if not cfg.optimiser.record.exact_equivalent:
+            raise ValueError(f"run kind {m.kind!r} ({m.run_id}) needs an optimiser with an "
+                             f"exact LR-schedule equivalent; {cfg.optimiser.algorithm} has "
+                             f"none (docs/math.md)")
         if m.kind == "mimic" and m.reference.run_id not in grid:
             raise ValueError(f"mimic member {m.run_id} needs its reference grid run "
                              f"{m.reference.run_id} in the same slab")

@@ -21,12 +21,12 @@ import torch
 from .. import fileio
 
 log = logging.getLogger("wdnorm")
-FORMAT = 1
+FORMAT = 2  # 2: optimiser state as one tuple per parameter (opt_state)
 
 
 @dataclass
 class SlabState:
-    tensors: dict                 # params/moments/moments2/buffers (dicts), alive
+    tensors: dict                 # params/opt_state/buffers (dicts), alive
     gens: list                    # batch-order generators, one per distinct seed
     trace: dict                   # per-step records [T, M, ...], filled up to ``step``
     history: dict                 # per-evaluation records (lists)
@@ -90,4 +90,6 @@ def _to(obj, device):
         return obj.to(device)
     if isinstance(obj, dict):
         return {k: _to(v, device) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_to(v, device) for v in obj)
     return obj

@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from .. import models
+from ..optimisers import Optimiser
 from .ops import StackedOps, member_view
 
 log = logging.getLogger("wdnorm")
@@ -30,11 +31,8 @@ class StepPlan:
     arch: str
     depth: int
     n_classes: int
-    algorithm: str
-    momentum: float
-    beta1: float
-    beta2: float
-    adam_eps: float
+    optimiser: Optimiser          # the record whose update every parameter takes
+    hyper: dict                   # its hyper-parameters (plain floats: graph constants)
     bn_momentum: float
     linear_names: tuple[str, ...]
     batch_norm: bool
@@ -62,8 +60,9 @@ def _layer_stats(w, g, u):
 def make_step(plan: StepPlan):
     """The step function ``step(state, batch, hyper) -> (state, losses, stats, layer_lr)``.
 
-    ``state``: dict with ``params``, ``moments``, ``moments2``, ``buffers`` (dicts of
-    stacked tensors) and ``alive`` [M]. ``hyper``: ``lr_layer`` [M, L] (each linear
+    ``state``: dict with ``params``, ``opt_state`` (per parameter, the tuple of the
+    optimiser record's state tensors), ``buffers`` (dicts of stacked tensors) and
+    ``alive`` [M]. ``hyper``: ``lr_layer`` [M, L] (each linear
     layer's LR this step, equivalents' schedule included), ``lr_other`` [M], ``wd``
     (leaf name -> [M]), ``eps`` [M], ``mimic_ref`` [M] (index of the member whose norms a
     mimic follows; itself otherwise), ``mimic_mask`` [M, L], ``t`` (step count, Adam)."""
@@ -81,17 +80,14 @@ def make_step(plan: StepPlan):
             sq = torch.stack([params[n].square().sum((1, 2)) for n in plan.linear_names], 1)
             lr_layer = torch.where(hyper["mimic_mask"], lr_layer * (sq / sq[hyper["mimic_ref"]]),
                                    lr_layer)
-        new_p, new_m, new_m2, stats = {}, {}, {}, []
+        new_p, new_opt, stats = {}, {}, []
         for name, p in params.items():
             if name in plan.linear_names:
                 lr = lr_layer[:, plan.linear_names.index(name)]
             else:
                 lr = hyper["lr_other"]
-            p_new, new_m[name], m2 = _update(plan, p, grads[name], lr, hyper["wd"][name],
-                                             state["moments"][name],
-                                             state["moments2"].get(name), hyper["t"])
-            if m2 is not None:
-                new_m2[name] = m2
+            p_new, new_opt[name] = _update(plan, p, grads[name], lr, hyper["wd"][name],
+                                           state["opt_state"][name], hyper["t"])
             # a diverged member is frozen; its optimiser state may go NaN unread
             new_p[name] = torch.where(member_view(alive, p), p_new, p)
             if plan.trace and name in plan.linear_names:
@@ -99,30 +95,17 @@ def make_step(plan: StepPlan):
         buffers = {**state["buffers"], **{k: torch.where(member_view(alive, v), v,
                                                          state["buffers"][k])
                                           for k, v in new_buffers.items()}}
-        new_state = dict(params=new_p, moments=new_m, moments2=new_m2, buffers=buffers,
-                         alive=alive)
+        new_state = dict(params=new_p, opt_state=new_opt, buffers=buffers, alive=alive)
         return new_state, losses, (torch.stack(stats, 1) if stats else None), lr_layer
 
     return step
 
 
-def _update(plan: StepPlan, p, g, lr, wd, m, m2, t):
-    """One optimiser step of a stacked parameter (torch.optim's formulas)."""
-    lr, wd = member_view(lr, p), member_view(wd, p)
-    if plan.algorithm == "sgd":
-        d_p = g + wd * p  # coupled L2, as torch.optim.SGD
-        if plan.momentum != 0:
-            d_p = m * plan.momentum + d_p
-        return p - lr * d_p, d_p, None
-    if plan.algorithm == "adamw":
-        p = p * (1 - lr * wd)  # decoupled decay
-    else:
-        g = g + wd * p
-    m = torch.lerp(m, g, 1 - plan.beta1)
-    m2 = m2 * plan.beta2 + (1 - plan.beta2) * g * g
-    step_size = lr / (1 - plan.beta1 ** t)
-    denom = m2.sqrt() / torch.sqrt(1 - plan.beta2 ** t) + plan.adam_eps
-    return p - step_size * (m / denom), m, m2
+def _update(plan: StepPlan, p, g, lr, wd, opt_state, t):
+    """One optimiser step of a stacked parameter: the record's update, with the
+    per-member learning rate and weight decay viewed to broadcast against ``p``."""
+    return plan.optimiser.update(p, g, opt_state, member_view(lr, p), member_view(wd, p), t,
+                                 plan.hyper)
 
 
 # -- compilation -----------------------------------------------------------------------

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .. import archs
-from ..engine import Member, OptimiserConfig, SlabConfig, train_slab
-from ..tables.run_rows import first_exceeding
+from ..engine import Member, SlabConfig, train_slab
+from ..frames import first_exceeding
 
 COLUMNS = ["dataset", "optimiser", "arch", "variant", "invariant", "dtype", "lr",
            "weight_decay", "momentum", "steps", "tol", "max_rel_loss_diff",
@@ -24,21 +24,21 @@ COLUMNS = ["dataset", "optimiser", "arch", "variant", "invariant", "dtype", "lr"
 VARIANTS = ("exact", "schedule")
 
 
-def probe_arch(arch: str, model: dict, x, y, *, lr: float, weight_decay: float,
-               momentum: float, batch_size: int, steps: int, tol: float,
-               lr_schedule: str = "constant", lr_decay_fraction: float = 1.0,
-               seed: int = 0) -> list[dict]:
-    """Rows of one architecture: one per equivalent variant."""
-    cfg = SlabConfig(arch=arch, d_in=x.shape[1], width=model["width"], depth=model["depth"],
-                     n_classes=int(y.max()) + 1, norm_eps=model["norm_eps"],
-                     optimiser=OptimiserConfig("sgd", momentum=momentum),
-                     batch_size=batch_size, epochs=steps // (len(x) // batch_size) + 1,
-                     eval_every=10 ** 6, trace=False, dtype="float64", lr_schedule=lr_schedule,
-                     lr_decay_fraction=lr_decay_fraction)
+def probe_arch(arch: str, settings: dict, x, y, *, weight_decay: float, steps: int,
+               tol: float, seed: int = 0) -> list[dict]:
+    """Rows of one architecture: one per equivalent variant. ``settings``: the runs'
+    :func:`wdnorm.provenance.training_values` (the optimiser entry's ``lr`` is the one
+    probed); the probe trains in float64, without trace or evaluations."""
+    lr, batch_size = float(settings["optimiser"]["lr"]), settings["training"]["batch_size"]
+    cfg = SlabConfig.from_settings(
+        arch, {"d_in": x.shape[1], "n_classes": int(y.max()) + 1}, settings,
+        epochs=steps // (len(x) // batch_size) + 1, eval_every=10 ** 6, final_evals=1, trace=False,
+        dtype="float64")
     members = [Member(lr, weight_decay, seed)] + [Member(lr, weight_decay, seed, v)
                                                    for v in VARIANTS]
     result = train_slab(cfg, members, x, y, x[:batch_size], y[:batch_size], max_steps=steps)
     loss = result.trace["loss"].astype(np.float64)
+    momentum = cfg.optimiser.hyper["momentum"]
     rows = []
     for i, variant in enumerate(VARIANTS, start=1):
         rel = np.abs(loss[:, i] - loss[:, 0]) / np.abs(loss[:, 0])
@@ -52,18 +52,14 @@ def probe_arch(arch: str, model: dict, x, y, *, lr: float, weight_decay: float,
     return rows
 
 
-def equivalence_table(arch_list, model: dict, prepared, *, dataset: str, optimiser: str,
-                      lr: float, weight_decay: float, momentum: float, batch_size: int,
-                      steps: int = 300, tol: float = 1e-8,
-                      lr_schedule: str = "constant",
-                      lr_decay_fraction: float = 1.0) -> pd.DataFrame:
+def equivalence_table(arch_list, settings: dict, prepared, *, dataset: str, optimiser: str,
+                      weight_decay: float, steps: int = 300,
+                      tol: float = 1e-8) -> pd.DataFrame:
     """The probe for every architecture (on the prepared training set, float64)."""
     x, y = prepared.x_train.double(), prepared.y_train
     rows = []
     for arch in arch_list:
-        for row in probe_arch(arch, model, x, y, lr=lr, weight_decay=weight_decay,
-                              momentum=momentum, batch_size=batch_size, steps=steps, tol=tol,
-                              lr_schedule=lr_schedule,
-                              lr_decay_fraction=lr_decay_fraction):
+        for row in probe_arch(arch, settings, x, y, weight_decay=weight_decay, steps=steps,
+                              tol=tol):
             rows.append(dict(dataset=dataset, optimiser=optimiser, **row))
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .. import archs
-from ..engine import Member, OptimiserConfig, SlabConfig, train_slab
-from ..tables.tidy import frame
+from ..engine import Member, SlabConfig, train_slab
+from ..frames import frame
 from .transforms import EXACT_EPS
 
 log = logging.getLogger("wdnorm")
@@ -69,12 +69,11 @@ def _joint_columns(sq, gsq, cos, n_hidden: int, lr: float) -> dict:
     return identity_columns(jsq, jgsq, dot / np.sqrt(jsq[:-1] * jgsq), lr)
 
 
-def probe_rows(arch: str, cfg_kw: dict, steps: int, lr: float, prepared,
+def probe_rows(arch: str, settings: dict, steps: int, lr: float, prepared,
                dataset: str) -> list[dict]:
     """Train ``arch`` alone for ``steps`` steps and return one row per linear layer, plus
     a ``transform="joint"`` row where the joint group is a predicted symmetry."""
-    cfg = SlabConfig(arch=arch, optimiser=OptimiserConfig("sgd", momentum=0.0),
-                     decay_scope="hidden", trace=True, **cfg_kw)
+    cfg = SlabConfig.from_settings(arch, prepared.meta, settings)
     result = train_slab(cfg, [Member(float(lr), 0.0, 0)], prepared.x_train,
                         prepared.y_train, prepared.x_test, prepared.y_test,
                         max_steps=int(steps))
@@ -105,16 +104,22 @@ def gradient_identity_table(arch_list: Sequence[str], model_cfg: dict, batch_siz
     n_train = len(prepared.x_train)
     batch_size = min(int(batch_size), n_train)
     epochs = max(1, math.ceil(int(steps) / (n_train // batch_size)))
-    model_eps = float(model_cfg.get("norm_eps", 1e-5))
-    cfg_kw = dict(d_in=int(prepared.meta["d_in"]), n_classes=int(prepared.meta["n_classes"]),
-                  width=int(model_cfg["width"]), depth=int(model_cfg["depth"]),
-                  epochs=epochs, batch_size=batch_size, eval_every=epochs)
+    model_eps = float(model_cfg["norm_eps"])
+    # the probe's own protocol: plain SGD, no momentum, λ = 0, a constant learning rate
+    settings = {"model": model_cfg, "decay_scope": "hidden",
+                "optimiser": {"algorithm": "sgd", "momentum": 0.0},
+                "training": {"epochs": epochs, "batch_size": batch_size, "eval_every": epochs,
+                             "final_evals": 1, "lr_schedule": "constant",
+                             "lr_decay_fraction": 1.0}}
+
+    def with_eps(eps: float) -> dict:
+        return {**settings, "model": {**model_cfg, "norm_eps": eps}}
     rows = []
     for arch in arch_list:
         has_norm = archs.get(arch).norm is not None
-        exact = probe_rows(arch, dict(cfg_kw, norm_eps=EXACT_EPS if has_norm else model_eps),
-                           steps, lr, prepared, dataset)
-        real = probe_rows(arch, dict(cfg_kw, norm_eps=model_eps), steps, lr, prepared,
+        exact = probe_rows(arch, with_eps(EXACT_EPS if has_norm else model_eps), steps, lr,
+                           prepared, dataset)
+        real = probe_rows(arch, with_eps(model_eps), steps, lr, prepared,
                           dataset) if has_norm else exact
         for e, r in zip(exact, real):
             rows.append(dict(e, norm_eps=EXACT_EPS if has_norm else float("nan"),

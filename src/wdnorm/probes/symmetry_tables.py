@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from .. import archs, models
-from ..tables.tidy import frame
+from ..frames import frame
 from .epsilon_floor import epsilon_floor
 from .symmetry_map import (DEFAULT_SCALES, DEFAULT_TOL, PROBE_ROWS, SYMMETRY_COLUMNS,
                            predicted_invariant, symmetry_map)

@@ -10,7 +10,7 @@ penalty_curve   the curve run (lowest seed at the claims λ)        :mod:`.penal
 ==============  ================================================  =====================
 
 :func:`wdnorm.tables.slab.slab_tables` reads one slab (its ``slab.json`` and the run
-directories beside it) into these four; :func:`wdnorm.tables.tidy.aggregate` concatenates
+directories beside it) into these four; :func:`wdnorm.frames.aggregate` concatenates
 per-slab and per-dataset tables. The column contract is docs/claims.md's; columns may be
 added, never renamed (claims, figures and the audit read them). Diverged and collapsed
 runs keep their rows: a table that dropped them would make a grid look cleaner than it

@@ -2,8 +2,9 @@
 C4's equilibrium angular update and the norms behind it (docs/math.md).
 
 A scale-invariant weight under weight decay settles, after a few multiples of its norm's
-relaxation time, to an angular update per step of √(2ηλ/(1+α)) (SGD with momentum α) or
-√(2ηλ(1−β₁)/(1+β₁)) (AdamW). The prediction balances E‖Δw‖², so it is compared with the
+relaxation time, to an angular update per step that its optimiser's record predicts
+(:mod:`wdnorm.optimisers`: √(2ηλ/(1+α)) for SGD with momentum α, √(2ηλ(1−β₁)/(1+β₁))
+for AdamW, none for Adam with coupled L2). The prediction balances E‖Δw‖², so it is compared with the
 *root-mean-square* angle over a window that starts after equilibrium and ends where the
 learning rate starts to decay (the prediction is the fixed point at a constant η; a
 cosine tail moves it): ``window_end`` = the steps at the initial learning rate (T for a
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .. import archs
+from .. import archs, optimisers
 from .run_rows import run_identity
 
 DYNAMICS_COLUMNS = [
@@ -30,38 +31,8 @@ DYNAMICS_COLUMNS = [
     "angle_mean", "angle_std", "angle_pred", "angle_ratio", "cos_abs_mean", "sq_norm_init",
     "sq_norm_final", "layer_lr_final", "eff_lr_final",
 ]
-#: t_equilibrium: three e-folding times of the squared norm's approach (e⁻³ ≈ 5 % left).
-EQUILIBRIUM_FACTOR = 3.0
 #: Equilibrium counts as reached when the window after it holds this many steps.
 MIN_WINDOW_STEPS = 100
-
-
-def angle_prediction(algorithm: str, lr: float, weight_decay: float, momentum: float = 0.0,
-                     beta1: float = 0.9) -> float:
-    """Equilibrium angular update per step of a scale-invariant weight: SGD (momentum α)
-    √(2ηλ/(1+α)); AdamW √(2ηλ(1−β₁)/(1+β₁)); NaN for Adam with coupled L2 (no closed
-    form) and for λ = 0 (no equilibrium)."""
-    if not weight_decay > 0 or not lr > 0:
-        return float("nan")
-    if algorithm == "sgd":
-        return math.sqrt(2 * lr * weight_decay / (1 + momentum))
-    if algorithm == "adamw":
-        return math.sqrt(2 * lr * weight_decay * (1 - beta1) / (1 + beta1))
-    return float("nan")
-
-
-def equilibrium_step(algorithm: str, lr: float, weight_decay: float,
-                     momentum: float = 0.0) -> float:
-    """t_equilibrium = 3/(2·η_eff·λ): with momentum α SGD's effective step is η/(1−α), so
-    3(1−α)/(2ηλ); AdamW's decoupled decay shrinks w by ηλ per step, so 3/(2ηλ). Infinite
-    for λ = 0 (no equilibrium) and for Adam with coupled L2 (no closed form)."""
-    if not weight_decay > 0 or not lr > 0:
-        return float("inf")
-    if algorithm == "sgd":
-        return EQUILIBRIUM_FACTOR * (1 - momentum) / (2 * lr * weight_decay)
-    if algorithm == "adamw":
-        return EQUILIBRIUM_FACTOR / (2 * lr * weight_decay)
-    return float("inf")
 
 
 def constant_lr_steps(layer_lr) -> int:
@@ -109,6 +80,8 @@ def dynamics_rows(metrics: dict, trace: dict, matched_pairs: Iterable = ()) -> l
     base = run_identity(metrics, matched_pairs)
     slab = metrics["slab"]
     record, depth, steps = archs.get(metrics["arch"]), int(slab["depth"]), int(metrics["steps"])
+    hyper = slab["optimiser"]  # the recorded algorithm and every hyper-parameter
+    optimiser = optimisers.get(hyper["algorithm"])
     finite = base["status"] != "diverged"
     measured = ("angle_rms", "angle_mean", "angle_std", "cos_abs_mean", "sq_norm_init",
                 "sq_norm_final", "layer_lr_final", "eff_lr_final")
@@ -117,11 +90,10 @@ def dynamics_rows(metrics: dict, trace: dict, matched_pairs: Iterable = ()) -> l
         is_head = i == record.n_linear(depth) - 1
         decayed = _decayed(slab.get("decay_scope", "hidden"), is_head)
         wd = base["weight_decay"] if decayed else 0.0
-        t_eq = equilibrium_step(base["algorithm"], base["lr"], wd, base["momentum"])
+        t_eq = optimiser.equilibrium_step(base["lr"], wd, hyper)
         end = constant_lr_steps(np.asarray(trace["lr"])[:steps, i])
         start, n_window = equilibrium_window(end, t_eq)
-        pred = angle_prediction(base["algorithm"], base["lr"], wd, base["momentum"],
-                                base["beta1"])
+        pred = optimiser.angle_prediction(base["lr"], wd, hyper)
         numbers = (_layer_numbers(trace, i, start, end) if finite
                    else dict.fromkeys(measured, math.nan))
         rows.append(dict(

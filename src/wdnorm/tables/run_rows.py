@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..frames import first_exceeding
+
 RUNS_COLUMNS = [
     "dataset", "optimiser", "arch", "kind", "run_id", "reference", "lr", "grid_lr",
     "weight_decay", "seed", "algorithm", "momentum", "beta1", "decay_scope", "status",
@@ -71,13 +73,6 @@ def relative_loss_difference(loss: np.ndarray, ref_loss: np.ndarray) -> np.ndarr
         rel = np.abs(a - b) / np.abs(b)
     rel[~np.isfinite(rel)] = np.inf
     return rel
-
-
-def first_exceeding(rel: np.ndarray, tol: float) -> int:
-    """Index of the first step whose relative difference exceeds ``tol`` or is not
-    finite; ``len(rel)`` when none does."""
-    bad = ~(np.asarray(rel) <= tol)
-    return int(np.argmax(bad)) if bad.any() else int(len(bad))
 
 
 def loss_tracking(loss: np.ndarray, ref_loss: np.ndarray) -> dict:

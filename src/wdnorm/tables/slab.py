@@ -16,7 +16,7 @@ from .dynamics_rows import DYNAMICS_COLUMNS, dynamics_rows
 from .penalty_rows import (PENALTY_BISECT, PENALTY_COLUMNS, PENALTY_CURVE_COLUMNS,
                            PENALTY_MAX_ROWS, loss_rows, penalty_rows)
 from .run_rows import RUNS_COLUMNS, run_row
-from .tidy import frame
+from ..frames import frame
 
 log = logging.getLogger("wdnorm")
 

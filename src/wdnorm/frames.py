@@ -1,11 +1,15 @@
-"""Tidy tables as files: the contract's columns first, empty tables that still read, and
-the concatenation of per-slab / per-dataset tables into one (``results/tables/*.csv``)."""
+"""Tidy tables as data: build one with its contract's columns first, read a CSV back
+(empty files included), concatenate per-slab tables, booleans read back from CSV, and
+the first step at which a per-step series leaves a tolerance. A leaf module (pandas
+and numpy only): probes, tables, claims and figures all read and write through it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -42,3 +46,17 @@ def aggregate(paths: Sequence) -> pd.DataFrame:
     if not nonempty:
         return pd.DataFrame(columns=columns)
     return pd.concat(nonempty, ignore_index=True).reindex(columns=columns)
+
+
+def as_bool(series: pd.Series) -> pd.Series:
+    """Booleans read back from CSV (True/False, 'True'/'False', 1/0)."""
+    if series.dtype == bool:
+        return series
+    return series.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0", "yes"))
+
+
+def first_exceeding(rel: np.ndarray, tol: float) -> int:
+    """Index of the first step whose relative difference exceeds ``tol`` or is not
+    finite; ``len(rel)`` when none does."""
+    bad = ~(np.asarray(rel) <= tol)
+    return int(np.argmax(bad)) if bad.any() else int(len(bad))
