@@ -684,6 +684,9 @@ class _Names(list):
     def __getitem__(self, key):
         return self.__dict__[key] if isinstance(key, str) else super().__getitem__(key)
 
+    def get(self, key, default=None):
+        return self.__dict__.get(key, default)
+
 
 def _notebook(path: Path, *sources: str) -> Path:
     import nbformat
