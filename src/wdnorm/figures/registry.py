@@ -223,7 +223,3 @@ def figure_of(cid: str) -> str:
     chosen = (deciding or showing or [None])[0]
     return f"figures/{chosen.name}.png" if chosen else ""
 
-
-def tables_used() -> tuple[str, ...]:
-    """Every table some figure reads, in first-use order."""
-    return tuple(dict.fromkeys(t for f in REGISTRY.values() for t in f.tables))
