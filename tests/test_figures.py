@@ -457,8 +457,9 @@ def test_c4_counts_the_runs_c4_counts(tables, claims_json):
 def test_protocols_figure_is_a_sorted_specification_curve(drawn, tables):
     from wdnorm.figures import protocols
 
-    spec = protocols.specification(tables["effects"])
-    assert len(spec) == len(PROTOCOLS) * len(EFFECT_ARCHS)  # test accuracy only
+    effects = tables["effects"]
+    spec = protocols.specification(pd.concat([effects, effects.assign(claim="C6")]))
+    assert len(spec) == len(PROTOCOLS) * len(EFFECT_ARCHS)  # C9's, test accuracy only
     assert spec["estimate"].is_monotonic_decreasing
     assert spec["estimate"].abs().max() < 5  # in pp
     fig = drawn["protocols"][0]

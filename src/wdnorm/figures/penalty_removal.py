@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -99,9 +98,7 @@ def _curves(ax_pen, ax_loss, curve, pen, names, tol) -> None:
         panels.decade_ticks(ax.xaxis, float(curve["scale"].min()), float(curve["scale"].max()))
         ax.grid(color=style.GRID_COLOUR, linewidth=0.6)
     ax_pen.set_ylabel("hidden penalty / trained penalty")
-    ax_loss.axhline(tol, color="black", linestyle="--", linewidth=0.8)
-    ax_loss.text(0.98, tol, f"tolerance {tol:g}", transform=ax_loss.get_yaxis_transform(),
-                 va="bottom", ha="right", fontsize=mpl.rcParams["ytick.labelsize"])
+    panels.threshold(ax_loss, tol, f"tolerance {tol:g}")
     ax_loss.set_ylabel("|relative change of the train loss|")
     ax_loss.set_ylim(bottom=LOSS_FLOOR / 3)
     panels.note(ax_loss, f"0 drawn at {LOSS_FLOOR:g}", "lower right")

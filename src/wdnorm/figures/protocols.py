@@ -29,7 +29,7 @@ def specification(effects: pd.DataFrame) -> pd.DataFrame:
     largest first), with the curve's position ``rank``."""
     frame = with_columns(effects, "claim", "protocol", "arch", "role", "metric", "estimate",
                          "ci_low", "ci_high", "outcome", "verdict", "factor", "unit")
-    if (frame["claim"] == CLAIM).any():
+    if "claim" in effects:  # the table holds C6's and C8's effects too
         frame = frame[frame["claim"] == CLAIM]
     frame = frame[(frame["metric"] == METRIC) & np.isfinite(frame["estimate"].astype(float))]
     # "fraction" (0.01 = 1 pp) is the contract's unit; pp is what the verdicts quote
