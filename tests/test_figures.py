@@ -153,12 +153,41 @@ def _probe_rows(dataset, arch):
             for v in ("exact", "schedule", "exact_unscaled_eps")]
 
 
+PROTOCOLS = {"main": "", "constant_lr": "lr_schedule=constant", "adamw": "optimiser=adamw",
+             "mnist5k": "n_train=5000"}
+#: (estimate, outcome) per protocol x architecture of the synthetic effects table.
+EFFECTS = {"main": (0.020, "improves"), "constant_lr": (0.004, "no detectable change"),
+           "adamw": (-0.015, "harms"), "mnist5k": (0.010, "improves")}
+EFFECT_ARCHS = {"ln": "headline", "bn": "headline", "plain": "control", "res": "control"}
+
+
+def _effects_rows(rng):
+    """C9's rows of effects.csv: 4 protocols x 4 architectures, test accuracy and gap."""
+    rows = []
+    for protocol, factor in PROTOCOLS.items():
+        estimate, outcome = EFFECTS[protocol]
+        for arch, role in EFFECT_ARCHS.items():
+            est = estimate + rng.normal(0, 0.002)
+            for metric, sign in (("test_acc", 1), ("gen_gap_acc", -1)):
+                rows.append(dict(
+                    claim="C9", protocol=protocol, factor=factor,
+                    dataset="mnist5k" if protocol == "mnist5k" else "mnist1d",
+                    optimiser="adamw" if protocol == "adamw" else "sgdm", arch=arch, role=role,
+                    comparison="λ=0.01 vs λ=0", metric=metric, unit="fraction", n=10,
+                    estimate=sign * est, ci_low=sign * est - 0.01, ci_high=sign * est + 0.01,
+                    ci_level=0.95, mean=sign * est, p_improves=0.01, p_improves_holm=0.04,
+                    p_changes=0.02, p_changes_holm=0.05, outcome=outcome,
+                    verdict="refuted" if protocol != "constant_lr" else "supported"))
+    return rows
+
+
 def synthetic_tables(names=ARCHS, dataset="mnist1d", optimiser="sgdm", seed=0):
     """Every table of the contract with plausible values (one dataset, one optimiser)."""
     rng = np.random.default_rng(seed)
     base = dict(dataset=dataset, optimiser=optimiser)
     t = {k: [] for k in ("runs", "dynamics", "penalty", "penalty_curve", "symmetry",
                          "gradient_identity", "equivalence_probe")}
+    t["effects"] = _effects_rows(rng)
     for arch in names:
         for kind, lr, wd, s in _members(SEEDS):
             t["runs"].append(_run_row(base, arch, kind, lr, wd, s, rng))
@@ -175,7 +204,8 @@ def synthetic_tables(names=ARCHS, dataset="mnist1d", optimiser="sgdm", seed=0):
 
 TESTS = {"C1": "numerical check", "C2": "numerical check", "C3": "numerical check",
          "C4": "median ratio within band", "C5": "TOST", "C6": "Wilcoxon signed-rank",
-         "C7": "numerical check + TOST", "C8": "Wilcoxon signed-rank, arms tuned"}
+         "C7": "numerical check + TOST", "C8": "Wilcoxon signed-rank, arms tuned",
+         "C9": "Wilcoxon signed-rank per protocol, Holm"}
 
 
 def _tuned_cells() -> dict:
@@ -191,16 +221,23 @@ def _tuned_cells() -> dict:
 
 def synthetic_claims() -> dict:
     verdicts = dict(C1="supported", C2="supported", C3="supported", C4="inconclusive",
-                    C5="refuted", C6="supported", C7="supported", C8="inconclusive")
+                    C5="refuted", C6="supported", C7="supported", C8="inconclusive",
+                    C9="refuted")
     records = [{"id": cid, "title": f"claim {cid}", "verdict": v, "test": TESTS[cid],
                 "n": {"ln": 12, "bn": 12} if cid in ("C6", "C7", "C8") else 8 + int(cid[1]),
                 "summary": f"synthetic summary of {cid}", "key_numbers": f"numbers of {cid}",
                 "tolerance": {}, "measured": {"per_arch": _tuned_cells()} if cid == "C8" else {}}
                for cid, v in verdicts.items()]
     records[4]["tolerance"] = {"margin": 0.01, "alpha": 0.05}
-    records[6]["tolerance"] = {"probe_tol": 1e-8, "track_steps": 300}
+    records[5]["tolerance"] = {"margin": 0.01, "alpha": 0.05}
+    records[5]["stability"] = {"method": "seed bootstrap", "resamples": 200,
+                               "agreement": 0.62, "threshold": 0.8, "fragile": True}
+    records[0]["stability"] = {"method": "seed bootstrap", "resamples": 200,
+                               "agreement": 1.0, "threshold": 0.8, "fragile": False}
+    records[6]["tolerance"] = {"probe_tol": 1e-8, "track_steps": 300, "margin": 0.01}
     return {"claims": records, "verdicts": verdicts,
-            "answer": {"verdict": "supported", "text": "synthetic answer"},
+            "answer": {"question": "Is weight decay useless?", "verdict": "supported",
+                       "text": "synthetic answer"},
             "settings": {"claims": {"weight_decay": CLAIM_WD}},
             "tolerances": {"c1_invariant": 1e-5, "c1_non_invariant": 1e-2, "c2_rel_loss": 1e-4,
                            "c3_cos": 1e-3, "c3_identity": 1e-2, "c4_rel": 0.15}}
@@ -235,7 +272,13 @@ def claims_json():
 
 
 def _texts(fig: Figure) -> str:
+    """Every text of the figure, one line each (wrapped header lines joined by spaces
+    again, so a phrase reads whole wherever the header broke it)."""
     return "\n".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
+
+
+def _header(fig: Figure) -> str:
+    return " ".join(t.get_text() for t in fig.subfigs[0].texts)
 
 
 def _gids(fig: Figure, gid: str) -> list:
@@ -262,11 +305,13 @@ def test_figure_reads_exactly_its_declared_tables_and_claims(name, drawn, claims
     assert isinstance(fig, Figure)
     assert tables_read == set(record.tables)
     assert claims_read == set(record.claims)
-    text = _texts(fig)
+    header = _header(fig)
     claims = ClaimsView(claims_json)
     for cid in record.claims:
-        assert f"{cid}: {claims_json['verdicts'][cid]}" in text
-        assert TESTS[cid] in text and claims.n(cid) in text
+        assert f"{cid}: {claims_json['verdicts'][cid]}" in header
+        assert TESTS[cid] in header and claims.n(cid) in header
+        assert f"numbers of {cid}" in header
+    assert "…" not in _texts(fig)  # wrapped, never cut
     assert not _gids(fig, "no-data")
 
 
@@ -275,7 +320,7 @@ def test_figure_draws_empty_tables_and_no_claims(name):
     record = registry.get(name)
     fig = record.draw({t: pd.DataFrame() for t in record.tables}, ClaimsView({}))
     assert _gids(fig, "no-data")
-    assert f"{record.claims[0]}: n/a" in _texts(fig)
+    assert f"{record.claims[0]}: n/a" in _header(fig)
 
 
 _SAVE_ALL = """
@@ -324,6 +369,7 @@ def test_figure_without_one_arm_still_draws(tables, claims_json):
     no_mimic = {**tables, "runs": runs[runs["kind"] != "mimic"]}
     fig = registry.get("mechanism").draw(no_mimic, ClaimsView(claims_json))
     assert "mimic\n0/0 div." in _texts(fig)
+    assert not _gids(fig, "no-data")
 
 
 def test_accuracy_figure_counts_collapsed_and_diverged_runs(drawn):
@@ -331,16 +377,59 @@ def test_accuracy_figure_counts_collapsed_and_diverged_runs(drawn):
     # one collapsed bn seed at λ = 1e-2 of three; the grid λ axis and C6's λ are marked
     assert "1/3" in _texts(fig) and _gids(fig, "collapsed")
     assert _gids(fig, "claim-wd")
+    legend = [t.get_text() for t in fig.subfigs[-1].legends[0].get_texts()]
+    assert "collapsed into the ε floor" in legend
+    assert "diverged (chance accuracy)" not in legend  # no grid run diverged: not drawn
 
 
-def test_mechanism_counts_mimic_divergences(drawn):
+def test_intervals_are_the_verdicts_hodges_lehmann_intervals():
+    """With ten seeds the C6 panel's interval at λ* is the HL CI of the paired
+    differences, as wdnorm.claims.stats computes it for the verdict."""
+    stats = pytest.importorskip("wdnorm.claims.stats")
+    runs = synthetic_tables(names=("ln",), seed=3)["runs"]
+    runs = pd.concat([runs.assign(seed=runs["seed"] + 3 * k) for k in range(4)], ignore_index=True)
+    fig = registry.get("accuracy_vs_wd").draw({"runs": runs}, ClaimsView(synthetic_claims()))
+    grid = runs[(runs["kind"] == "grid") & (runs["lr"] == GRID_LR)].set_index("seed")
+    d = 100 * (grid.loc[grid["weight_decay"] == CLAIM_WD, "test_acc"]
+               - grid.loc[grid["weight_decay"] == 0, "test_acc"])
+    _, lo, hi = stats.hodges_lehmann(d.to_numpy())
+    forest = next(ax for ax in fig.get_axes() if ax.get_xlabel() == "Δ test accuracy (pp)")
+    spans = [(np.nanmin(x), np.nanmax(x)) for x in (np.asarray(line.get_xdata(), float)
+                                                     for line in forest.lines)]
+    assert any(np.allclose(span, [lo, hi]) for span in spans)  # the interval with its caps
+    assert np.isnan(data.hl_interval([0.1, 0.2, 0.3])).all()  # unbounded below 6 pairs
+    assert data.hl_interval(d.to_numpy()) == pytest.approx((lo, hi))
+
+
+def test_figures_draw_the_main_protocol_only(tables, claims_json):
+    """A protocol variant trained beside the main grid (runs.csv's protocol column) is
+    not drawn by the figures of the main grid; tables without the column draw all."""
+    runs = tables["runs"]
+    variant = runs.assign(protocol="constant_lr", weight_decay=runs["weight_decay"] * 7)
+    both = pd.concat([runs.assign(protocol="main"), variant], ignore_index=True)
+    assert len(data.main_protocol(both)) == len(runs) and data.main_protocol(runs) is runs
+    for name in ("accuracy_vs_wd", "lr_wd_collapse", "mechanism", "tuned"):
+        record = registry.get(name)
+        fig = record.draw({**{t: tables[t] for t in record.tables}, "runs": both},
+                          ClaimsView(claims_json))
+        assert "0.07" not in _texts(fig), name  # 7 × λ = 1e-2 of the variant
+
+
+def test_mechanism_counts_mimic_divergences(drawn, tables, claims_json):
     fig = drawn["mechanism"][0]
     text = _texts(fig)
     assert "mimic\n1/3 div." in text and "mimic\n0/3 div." in text
     assert f"λ* = {CLAIM_WD:g}" in text and "C7: tracks ≥ 300 steps" in text
     invariant = [a for a in ARCHS if archs.get(a).invariant]
     titles = [ax.get_title() for ax in fig.get_axes()]
-    assert sum(any(t.startswith(f"{a}: ") for t in titles) for a in ARCHS) == len(invariant)
+    assert sorted(t.split("\n")[0] for t in titles if "invariant" in t) == sorted(invariant)
+    legend = [t.get_text() for t in fig.subfigs[-1].legends[0].get_texts()]
+    assert "probe: exact_unscaled_eps" in legend and "C7 equivalence margin ±1 pp" in legend
+    no_variant = registry.get("mechanism").draw(
+        {"runs": tables["runs"], "equivalence_probe": tables["equivalence_probe"].query(
+            "variant != 'exact_unscaled_eps'")}, ClaimsView(claims_json))
+    legend = [t.get_text() for t in no_variant.subfigs[-1].legends[0].get_texts()]
+    assert "probe: exact_unscaled_eps" not in legend  # not drawn, not listed
 
 
 def test_c4_statistic_drawn_per_invariant_architecture(drawn):
@@ -348,6 +437,39 @@ def test_c4_statistic_drawn_per_invariant_architecture(drawn):
     with_layers = [a for a in ARCHS if any(archs.get(a).layer_invariant(i, DEPTH)
                                            for i in range(archs.get(a).n_linear(DEPTH)))]
     assert len(_gids(fig, "c4-statistic")) == len(with_layers)
+
+
+def test_c4_counts_the_runs_c4_counts(tables, claims_json):
+    """A run is at equilibrium when its predicted-invariant decayed layers are: an
+    undecayed head that did not reach it does not hold the run back."""
+    from wdnorm.figures import norm_dynamics
+
+    dyn = tables["dynamics"].copy()
+    dyn.loc[dyn["is_head"], "equilibrium_reached"] = False
+    counts = norm_dynamics.c4_counts(dyn).set_index(["arch", "weight_decay"])
+    assert counts.loc[("ln", CLAIM_WD)].tolist() == [len(SEEDS), len(SEEDS)]
+    assert "plain" not in counts.index.get_level_values("arch")  # no prediction applies
+    fig = registry.get("norm_dynamics").draw({"dynamics": dyn, "gradient_identity":
+                                              tables["gradient_identity"]}, ClaimsView(claims_json))
+    assert f"{len(SEEDS)}/{len(SEEDS)}" in _texts(fig)
+
+
+def test_protocols_figure_is_a_sorted_specification_curve(drawn, tables):
+    from wdnorm.figures import protocols
+
+    effects = tables["effects"]
+    spec = protocols.specification(pd.concat([effects, effects.assign(claim="C6")]))
+    assert len(spec) == len(PROTOCOLS) * len(EFFECT_ARCHS)  # C9's, test accuracy only
+    assert spec["estimate"].is_monotonic_decreasing
+    assert spec["estimate"].abs().max() < 5  # in pp
+    fig = drawn["protocols"][0]
+    text = _texts(fig)
+    for protocol in PROTOCOLS:
+        assert f" {protocol} · ln" in text  # named beside its point
+    assert _gids(fig, "protocol-constant_lr")[0].get_text() == "constant_lr: supported"
+    assert "lr_schedule=constant" in text and "C9: refuted" in _header(fig)
+    legend = [t.get_text() for t in fig.subfigs[-1].legends[0].get_texts()]
+    assert legend[:3] == ["improves", "harms", "no detectable change"]
 
 
 def test_symmetry_map_frames_a_contradicted_prediction(tables, claims_json):
@@ -366,6 +488,21 @@ def test_two_settings_stack_blocks(tables, claims_json):
     assert "digits" in fig.subfigs[2].get_suptitle()
 
 
+def test_header_wraps_long_key_numbers_and_marks_fragile_verdicts(tables, claims_json):
+    long = json.loads(json.dumps(claims_json))
+    numbers = ", ".join(f"arch{k} +{k}.00 pp [+0.{k}0, +{k + 1}.00]" for k in range(12))
+    long["claims"][5]["key_numbers"] = numbers
+    fig = registry.get("accuracy_vs_wd").draw({"runs": tables["runs"]}, ClaimsView(long))
+    header = _header(fig)
+    assert numbers in header and "…" not in header  # every number, on several lines
+    assert "C6: supported · fragile" in header
+    width = fig.get_figwidth() * 72
+    for text in fig.subfigs[0].texts:  # nothing runs off the figure
+        box = text.get_window_extent(fig.canvas.get_renderer() if hasattr(
+            fig.canvas, "get_renderer") else fig._get_renderer())
+        assert box.x1 <= width * fig.dpi / 72 + 1
+
+
 def test_lr_wd_collapse_draws_the_stated_margin(drawn, tables, claims_json):
     fig = drawn["lr_wd_collapse"][0]
     assert len(_gids(fig, "margin")) == len(ARCHS)
@@ -374,32 +511,30 @@ def test_lr_wd_collapse_draws_the_stated_margin(drawn, tables, claims_json):
     assert not _gids(registry.get("lr_wd_collapse").draw(tables, ClaimsView(no_margin)), "margin")
 
 
-def test_paired_difference_pairs_by_seed():
+def test_paired_pairs_by_seed():
     frame = pd.DataFrame(dict(seed=[0, 1, 0, 1, 2], weight_decay=[0, 0, 1, 1, 1],
                               test_acc=[0.5, 0.7, 0.6, 0.6, 0.9]))
-    diff = data.paired_difference(frame, "test_acc")
-    assert list(diff["seed"]) == [0, 1, 0, 1]  # seed 2 has no baseline
-    assert diff["diff"].round(6).tolist() == [0.0, 0.0, 0.1, -0.1]
+    diff = data.paired(frame, frame["weight_decay"] == 0)
+    assert list(diff["seed"]) == [0, 1]  # seed 2 has no baseline
+    assert diff["pp"].round(6).tolist() == [10.0, -10.0]
+    both = data.paired(frame, frame["weight_decay"] == 0, keep_reference=True)
+    assert both["pp"].round(6).tolist() == [0.0, 0.0, 10.0, -10.0]
 
 
-def test_t_interval_quantiles():
-    stats = pytest.importorskip("scipy.stats")
-    for df in (1, 2, 5, 9, 29, 30, 31, 60, 200):
-        assert data.t975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=1e-3)
-    mean, lo, hi = data.mean_ci([1.0, 2.0, 3.0])
-    assert (mean, lo, hi) == pytest.approx((2.0, 2 - 4.303 / math.sqrt(3), 2 + 4.303 / math.sqrt(3)))
-    assert math.isnan(data.mean_ci([1.0])[1])
-
-
-def test_frozen_theme_matches_seaborn():
+def test_theme_is_seaborns_and_leaves_the_global_state_alone():
     sns = pytest.importorskip("seaborn")
-    expected = {**sns.axes_style("ticks"), **sns.plotting_context("paper")}
-    assert set(style.SEABORN_THEME) == set(expected)
-    for key, value in expected.items():
-        if isinstance(value, float):
-            assert style.SEABORN_THEME[key] == pytest.approx(value), key
-        else:
-            assert style.SEABORN_THEME[key] == value, key
+    before = dict(matplotlib.rcParams)
+    theme = style.theme()
+    for key, value in {**sns.axes_style("ticks"), **sns.plotting_context("paper")}.items():
+        if key not in ("legend.title_fontsize", "lines.markersize", "image.cmap"):
+            assert theme[key] == value, key
+    assert dict(matplotlib.rcParams) == before
+
+
+def test_wrap_breaks_at_spaces_within_the_width():
+    lines = style.wrap("a " * 200, 2.0, 9)
+    assert len(lines) > 1 and all(style.text_width(line, 9) <= 2.0 for line in lines)
+    assert " ".join(lines) == ("a " * 200).strip()
 
 
 def test_labels_and_colours_come_from_the_architecture_records():
@@ -410,9 +545,10 @@ def test_labels_and_colours_come_from_the_architecture_records():
 
 
 def test_registry_records_are_consistent():
-    assert len(set(registry.NAMES)) == len(registry.NAMES) == 7
+    assert len(set(registry.NAMES)) == len(registry.NAMES) == 8
     claims_shown = {c for r in registry.REGISTRY.values() for c in r.claims}
-    assert claims_shown == {f"C{i}" for i in range(1, 9)}
+    assert claims_shown == {f"C{i}" for i in range(1, 10)}
+    assert registry.get("protocols").tables == ("effects",)
     for record in registry.REGISTRY.values():
         assert (NOTEBOOKS / f"{record.name}.ipynb").is_file()
         assert (SRC / "figures" / f"{record.module}.py").is_file()
@@ -425,7 +561,8 @@ def test_figure_registry_agrees_with_the_claims_registry():
     claims = pytest.importorskip("wdnorm.claims")
     for cid, claim in claims.REGISTRY.items():
         assert registry.figure_of(cid) == claim.figure, cid
-    assert registry.figure_of("C9") == ""
+    assert registry.figure_of("C9") == "figures/protocols.png"
+    assert registry.figure_of("C10") == ""
 
 
 def _wdnorm_imports(path: Path) -> set[str]:
@@ -472,36 +609,49 @@ def test_caption_reads_test_and_n_from_claims(claims_json):
     assert format_n({"cells": 140, "architectures": 8}) == "n: 140 cells, 8 architectures"
 
 
-def test_report_texts_are_valid_rst(claims_json, tmp_path, monkeypatch):
+def test_report_pages(claims_json, tmp_path, monkeypatch):
+    """The front page is short (question, answer, one line per claim, fragile marked);
+    the verdict table and the configuration are pages of their own; every text is
+    valid reStructuredText and the captions keep their test and n."""
     docutils_core = pytest.importorskip("docutils.core")
-    table = report.verdict_table(ClaimsView(claims_json))
-    html = docutils_core.publish_parts(table, writer_name="html",
+    jinja2 = pytest.importorskip("jinja2")
+    claims = ClaimsView(claims_json)
+    front = report.front_page(claims)
+    html = docutils_core.publish_parts(front, writer="html",
                                        settings_overrides={"halt_level": 2})["body"]
+    assert html.index("Is weight decay useless?") < html.index("synthetic answer") < html.index("C1")
+    assert "fragile" in html.split("C6")[1].split("C7")[0] and html.count("fragile") == 1
+    assert len(front.splitlines()) <= 20 and "Wilcoxon" not in front
+    table = report.verdict_table(claims)
+    html = report.rst_to_html(table, "Verdicts")
     for cid, verdict in claims_json["verdicts"].items():
         assert cid in html and verdict in html
-    assert "Answer (supported)" in html and "synthetic answer" in html
     assert "Wilcoxon signed-rank" in html and "numbers of C5" in html
+    assert "fragile (agreement 0.62 &lt; 0.80)" in html and "stable (agreement" in html
+    tested = json.loads(json.dumps(claims_json))
+    tested["claims"][6]["test"] = "(a) numerical check; (b) TOST"
+    assert "<ol" not in report.rst_to_html(report.verdict_table(ClaimsView(tested)), "V")
+    page = report.configuration_page({"seeds": [0, 1], "compile": True, "n_train": None})
+    assert "seeds: [0, 1]" in page and "compile: true" in page and "None" not in page
+    assert "<li>" not in html  # no cell turned into a list
     # the report's templates include the files the rules write, relative to the workdir
     monkeypatch.chdir(tmp_path)
-    report.write_caption(registry.get("mechanism"), ClaimsView(claims_json),
-                         "results/captions/mechanism.rst")
-    caption = (REPO / "workflow" / "report" / "figure.rst").read_text()
-    jinja2 = pytest.importorskip("jinja2")
-    rendered = jinja2.Template(caption).render(
+    report.write_caption(registry.get("mechanism"), claims, "results/captions/mechanism.rst")
+    rendered = jinja2.Template((REPO / "workflow" / "report" / "figure.rst").read_text()).render(
         snakemake=SimpleNamespace(wildcards=SimpleNamespace(figure="mechanism")))
-    html = docutils_core.publish_parts(rendered, writer_name="html",
+    html = docutils_core.publish_parts(rendered, writer="html",
                                        settings_overrides={"halt_level": 2})["body"]
     assert "numerical check + TOST" in html
-    # the report opens on the verdict table: workflow.rst includes it first
-    report.write_verdicts(_write_json(tmp_path / "results" / "claims.json", claims_json),
-                          "results/report/verdicts.rst")
+    report.write_pages(_write_json(tmp_path / "results" / "claims.json", claims_json),
+                       {"seeds": [0, 1]}, "results/report/front.rst",
+                       "results/report/verdicts.html", "results/report/configuration.html")
     workflow = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
         (REPO / "workflow" / "report" / "workflow.rst").read_text()).render(
         snakemake=SimpleNamespace(config={"seeds": [0, 1]}))
-    html = docutils_core.publish_parts(workflow, writer_name="html",
+    html = docutils_core.publish_parts(workflow, writer="html",
                                        settings_overrides={"halt_level": 2})["html_body"]
-    assert html.index("synthetic answer") < html.index("C7") < html.index("The workflow")
-    assert "seeds" in html
+    assert "synthetic answer" in html and "C9" in html and "seeds" not in html
+    assert (tmp_path / "results" / "report" / "verdicts.html").read_text().startswith("<!DOCTYPE")
 
 
 def test_notebook_templates_draw_their_figure():
@@ -534,6 +684,9 @@ class _Names(list):
 
     def __getitem__(self, key):
         return self.__dict__[key] if isinstance(key, str) else super().__getitem__(key)
+
+    def get(self, key, default=None):
+        return self.__dict__.get(key, default)
 
 
 def _notebook(path: Path, *sources: str) -> Path:
@@ -592,13 +745,14 @@ def test_figure_script_executes_the_notebook(tmp_path, monkeypatch, tables, clai
         tables[name].to_csv(path, index=False)
     (tmp_path / "results" / "claims.json").write_text(json.dumps(claims_json))
     monkeypatch.chdir(tmp_path)
+    paths = {n: f"results/tables/{n}.csv" for n in record.tables}
     snakemake = SimpleNamespace(
         input=_Names(notebook=str(NOTEBOOKS / "mechanism.ipynb"), claims="results/claims.json",
-                     **{n: f"results/tables/{n}.csv" for n in record.tables}),
+                     **paths),
         output=_Names(["figures/mechanism.png", "figures/mechanism.pdf"],
                       notebook="results/notebooks/mechanism.ipynb",
                       caption="results/captions/mechanism.rst"),
-        params=SimpleNamespace(dpi=30, formats=["png", "pdf"]),
+        params=SimpleNamespace(dpi=30, formats=["png", "pdf"]), scriptdir=str(SCRIPTS),
         wildcards=SimpleNamespace(figure="mechanism"),
         log=["results/logs/figures/mechanism.log"])
     runpy.run_path(str(SCRIPTS / "figure.py"), init_globals={"snakemake": snakemake})

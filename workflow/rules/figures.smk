@@ -13,9 +13,21 @@ localrules:
     verdict_table,
 
 
+def written_by_a_rule(path):
+    return any(rule.is_producer(path) for rule in workflow.rules)
+
+
+def drawable_inputs(wildcards):
+    """figure_inputs without the tables no rule of this workflow writes (the protocols
+    figure's effects.csv until the claims step writes it): the figure reads such a table
+    as empty and says so, instead of the whole workflow stopping at a missing input."""
+    return {name: path for name, path in figure_inputs(wildcards).items()
+            if name == "claims" or written_by_a_rule(path)}
+
+
 rule figure:
     input:
-        unpack(figure_inputs),
+        unpack(drawable_inputs),
     output:
         report(
             "figures/{figure}.png",
@@ -40,12 +52,19 @@ rule figure:
         "../scripts/figure.py"
 
 
-# The verdict table the report opens on (workflow/report/workflow.rst includes it).
+# The report's own pages: its front page (workflow/report/workflow.rst includes it), the
+# verdict table and the configuration, each a report item of its own category. The
+# configuration page is written from the config in force when this rule runs (it is not
+# a parameter: a figure option must redraw the figures only).
 rule verdict_table:
     input:
         claims=LAYOUT.claims,
     output:
-        "results/report/verdicts.rst",
+        front="results/report/front.rst",
+        verdicts=report("results/report/verdicts.html", category="Verdicts",
+                        labels={"page": "verdict table"}),
+        configuration=report("results/report/configuration.html", category="Configuration",
+                             labels={"page": "configuration (YAML)"}),
     params:
         code=script_code("verdict_table.py"),
     conda:

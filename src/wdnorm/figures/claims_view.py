@@ -123,6 +123,17 @@ class ClaimsView:
         text = record.get("key_numbers") or record.get("summary") or record.get("title") or ""
         return " ".join(str(text).split())
 
+    def stability(self, cid: str) -> dict:
+        """The verdict's stability check (``method``, ``resamples``, ``agreement``,
+        ``threshold``, ``fragile``); {} in files older than it."""
+        value = self.get(cid).get("stability")
+        return dict(value) if isinstance(value, Mapping) else {}
+
+    def fragile(self, cid: str) -> bool:
+        """True only where claims.json says the verdict is fragile (it flips under
+        resampling more often than its threshold allows)."""
+        return self.stability(cid).get("fragile") is True
+
     def measured(self, cid: str) -> dict:
         value = self.get(cid).get("measured")
         return dict(value) if isinstance(value, Mapping) else {}
@@ -152,6 +163,11 @@ class ClaimsView:
         if value is None and isinstance(block, Mapping):
             value = _number(block.get("weight_decay"))
         return value
+
+    def question(self) -> str:
+        answer = self.data.get("answer")
+        return " ".join(str(answer.get("question") or "").split()) \
+            if isinstance(answer, Mapping) else ""
 
     def answer(self) -> tuple[str, str]:
         """(verdict, text) of the synthesised answer to the article's question."""

@@ -1,9 +1,11 @@
-"""Table helpers shared by the figures: reading the CSVs, intervals, the grid and the
-paired-by-seed views of runs.csv. No plotting here.
+"""Table helpers shared by the figures: reading the CSVs, the verdicts' intervals, the
+grid and the paired-by-seed views of runs.csv. No plotting here.
 
 Statistical conventions (the figures show data; the verdicts are in claims.json):
-intervals are 95% Student-t intervals of the mean over seeds (none for one seed), and
-diverged or collapsed runs are outcomes, kept and marked, never dropped.
+intervals are the verdicts' own -- the Hodges-Lehmann shift of paired differences with
+its 95% distribution-free CI, from :func:`wdnorm.claims.stats.hodges_lehmann` (none where
+n is too small for the level) -- and diverged or collapsed runs are outcomes, kept and
+marked, never dropped.
 """
 
 from __future__ import annotations
@@ -15,17 +17,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..claims.stats import hodges_lehmann
+
 GRID_KIND = "grid"
 #: Run kinds in arm order (wdnorm.engine.Member.kind).
 EQUIVALENT_KINDS = ("exact", "schedule", "mimic")
 STATUSES = ("ok", "diverged", "collapsed")
-
-# Two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30; beyond, Fisher's
-# expansion in 1/df around the normal quantile is within 1e-4 (scipy.stats would cost
-# every figure job a second of import).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
-         2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074,
-         2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+#: The protocol of the main grid (runs.csv's ``protocol``); other protocols are
+#: variants trained beside it, which only the protocols figure (C9) shows.
+MAIN_PROTOCOL = "main"
+#: Level of the intervals, the verdicts' own.
+CI_LEVEL = 0.95
 
 
 def read_tables(paths: Mapping[str, str | Path]) -> dict[str, pd.DataFrame]:
@@ -46,38 +48,24 @@ def with_columns(frame: pd.DataFrame, *names: str) -> pd.DataFrame:
     return frame.assign(**{n: np.nan for n in missing}) if missing else frame
 
 
-def t975(df: int) -> float:
-    if df < 1:
-        return math.nan
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+def main_protocol(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the main protocol; every row of tables from before protocols
+    existed (no ``protocol`` column)."""
+    if "protocol" not in frame:
+        return frame
+    return frame[frame["protocol"].fillna(MAIN_PROTOCOL) == MAIN_PROTOCOL]
 
 
-def mean_ci(values) -> tuple[float, float, float]:
-    """Mean and 95% t-interval of the mean of the finite ``values``; (mean, nan, nan)
-    for one value, all nan for none."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(v.mean())
-    if v.size == 1:
-        return mean, math.nan, math.nan
-    half = t975(v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
-    return mean, mean - half, mean + half
+def hl_shift(values) -> float:
+    """The Hodges-Lehmann estimate of the shift of paired differences ``values``."""
+    return hodges_lehmann(values, CI_LEVEL)[0]
 
 
-def summarise(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
-    """mean, lo, hi (95% t-interval over rows, i.e. seeds) and n per group."""
-    rows = []
-    for key, group in frame.groupby(list(by), sort=True, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        m, lo, hi = mean_ci(group[value])
-        rows.append(dict(zip(by, key), mean=m, lo=lo, hi=hi,
-                         n=int(np.isfinite(group[value].astype(float)).sum())))
-    return pd.DataFrame(rows, columns=[*by, "mean", "lo", "hi", "n"])
+def hl_interval(values) -> tuple[float, float]:
+    """Its 95% distribution-free CI; (nan, nan) where n is too small for the level
+    (the bounds are infinite there: nothing to draw)."""
+    _, lo, hi = hodges_lehmann(values, CI_LEVEL)
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else (math.nan, math.nan)
 
 
 def as_bool(series: pd.Series) -> pd.Series:
@@ -156,30 +144,25 @@ def claim_weight_decay(runs: pd.DataFrame, stated: float | None) -> float | None
     return wds[0] if len(wds) == 1 else None
 
 
-def paired_difference(frame: pd.DataFrame, value: str, by: str = "weight_decay",
-                      baseline: float = 0.0) -> pd.DataFrame:
-    """Per seed, ``value`` minus the same seed's ``value`` at ``by == baseline``: the
-    paired contrast of a seed-paired design. Rows without a baseline seed are left out."""
-    base = frame[np.isclose(frame[by].astype(float), baseline)].set_index("seed")[value]
-    base = base[~base.index.duplicated()]
-    out = frame[frame["seed"].isin(base.index)].copy()
-    out["diff"] = out[value].astype(float).to_numpy() - base.loc[out["seed"]].astype(float).to_numpy()
-    return out
+def paired(frame: pd.DataFrame, reference, value: str = "test_acc",
+           keep_reference: bool = False) -> pd.DataFrame:
+    """The rows of ``frame`` that are not the reference arm (boolean mask ``reference``;
+    it too with ``keep_reference``), of seeds that have one, with ``pp``: ``value`` minus
+    the same seed's reference value, in percentage points -- the paired contrast of a
+    seed-paired design."""
+    reference = np.asarray(reference, dtype=bool)
+    base = frame[reference].drop_duplicates("seed").set_index("seed")[value].astype(float)
+    rows = frame[(keep_reference | ~reference) & frame["seed"].isin(base.index).to_numpy()]
+    return rows.assign(pp=100 * (rows[value].astype(float).to_numpy()
+                                 - base.loc[rows["seed"]].to_numpy()))
 
 
 def status_rates(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Per group: runs, and the count and share of each status."""
-    status = column(frame, "status", "ok").fillna("ok")
-    rows = []
-    for key, group in frame.assign(_status=status).groupby(list(by), sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        counts = group["_status"].value_counts()
-        row = dict(zip(by, key), runs=len(group))
-        for s in STATUSES:
-            row[s] = int(counts.get(s, 0))
-            row[f"{s}_rate"] = row[s] / len(group)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=[*by, "runs", *STATUSES, *(f"{s}_rate" for s in STATUSES)])
+    """Per group: runs, and the count of each status."""
+    status = pd.Categorical(column(frame, "status", "ok").fillna("ok"), categories=STATUSES)
+    counts = pd.crosstab([frame[k] for k in by], status).reindex(columns=list(STATUSES),
+                                                                 fill_value=0)
+    return counts.assign(runs=counts.sum(axis=1)).reset_index()
 
 
 def sorted_unique(values: Iterable[float]) -> list[float]:

@@ -1,19 +1,20 @@
 """C5: the matched (η, λ) pairs of one product ηλ, per architecture: the equilibrium RMS
-angular update (top; dashed: the prediction) and the test accuracy (bottom), the runs
-of one seed joined across pairs, with C5's equivalence margin where claims.json states
-it. Flat lines within the margin = "only ηλ matters"; plain is the contrast."""
+angular update (top; dashed: the prediction) and the test accuracy of each pair minus
+that of C5's reference pair of the same seed (bottom), with the Hodges-Lehmann shift and
+CI of the verdict and C5's equivalence margin. Within the margin = "only ηλ matters";
+plain is the contrast."""
 
 from __future__ import annotations
 
-import matplotlib as mpl
+import re
+
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
 from . import panels, style
 from .claims_view import ClaimsView
-from .data import GRID_KIND, as_bool, column, kinds, settings
+from .data import GRID_KIND, as_bool, column, grid_lr, kinds, main_protocol, paired, settings
 from .registry import get
 
 FIGURE = get("lr_wd_collapse")
@@ -43,87 +44,99 @@ def matched_pairs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[(kinds(runs) == GRID_KIND) & as_bool(column(runs, "is_matched_pair", False))]
 
 
-def _column(axes, part, points, margin) -> None:
-    """One architecture's two panels; ``points`` maps (η, λ) to an x position."""
+def reference_pair(claims: ClaimsView, points, runs: pd.DataFrame) -> tuple[float, float]:
+    """The pair C5 compares the others with: as claims.json names it, else the one at
+    the grid's learning rate, else the first."""
+    for entry in (claims.measured("C5").get("per_arch") or {}).values():
+        for comparison in entry.get("comparisons") or []:
+            found = re.findall(r"[-+0-9.eE]+", str(comparison.get("reference", "")))
+            if len(found) == 2:
+                return float(found[0]), float(found[1])
+    lr = grid_lr(runs)
+    return next((p for p in points if np.isclose(p[0], lr)), points[0])
+
+
+def _column(axes, part: pd.DataFrame, reference, margin_pp) -> None:
     colour = style.colour(part["arch"].iloc[0])
-    x = pd.Series([points[(float(a), float(b))] for a, b in zip(part["lr"], part["weight_decay"])],
-                  index=part.index)
-    for ax, value, scale in ((axes[0], "angle", 1.0), (axes[1], "test_acc", 100.0)):
-        if not np.isfinite(part[value].astype(float)).any():
-            panels.empty(ax)
-            continue
-        panels.paired_seeds(ax, part, x, value, colour, scale)
-        panels.ygrid(ax)
-    not_reached = part[~part["reached"].fillna(False).astype(bool) & np.isfinite(part["angle"])]
-    if len(not_reached):
-        axes[0].scatter(x[not_reached.index], not_reached["angle"], marker="o", s=18,
-                        facecolors="white", edgecolors=colour, zorder=5, gid="not-reached")
-    if np.isfinite(part["angle_pred"].astype(float)).any():
-        axes[0].axhline(float(np.nanmedian(part["angle_pred"])), color="black",
-                        linestyle="--", linewidth=0.7)
-    if margin is not None:
-        centre = 100 * part.groupby(x)["test_acc"].mean().mean()
-        axes[1].axhspan(centre - 100 * margin, centre + 100 * margin, color="#dddddd",
-                        linewidth=0, zorder=0, gid="margin")
+    angles = part[np.isfinite(part["angle"].astype(float))]
+    if angles.empty:
+        panels.empty(axes[0])
+    else:
+        panels.seeds(axes[0], angles, "x", "angle", colour)
+        panels.medians(axes[0], angles, "x", "angle", colour)
+        rings = angles[~angles["reached"].fillna(False).astype(bool)]
+        if len(rings):
+            axes[0].scatter(rings["x"], rings["angle"], marker="o", s=18, facecolors="white",
+                            edgecolors=colour, zorder=5, gid="not-reached")
+        if np.isfinite(part["angle_pred"].astype(float)).any():
+            axes[0].axhline(float(np.nanmedian(part["angle_pred"])), color="black",
+                            linestyle="--", linewidth=0.7)
+    is_reference = np.isclose(part["lr"], reference[0]) & np.isclose(part["weight_decay"],
+                                                                      reference[1])
+    panels.paired_panel(axes[1], paired(part, is_reference, keep_reference=True), colour,
+                        band=margin_pp, connect=False)
 
 
-def _block(target, pairs, dyn, names, margin) -> None:
-    merged = pairs.merge(run_angles(dyn), on=list(RUN_KEYS), how="left")
+def _block(target, pairs, dyn, names, reference, margin_pp) -> None:
     points = sorted({(float(a), float(b)) for a, b in zip(pairs["lr"], pairs["weight_decay"])},
                     reverse=True)
     position = {p: i for i, p in enumerate(points)}
+    merged = pairs.merge(run_angles(dyn), on=list(RUN_KEYS), how="left")
+    merged["x"] = [position[(float(a), float(b))] for a, b in zip(merged["lr"], merged["weight_decay"])]
     axes = target.subplots(2, max(len(names), 1), sharex=True, sharey="row", squeeze=False)
     for c, arch in enumerate(names):
-        part = merged[merged["arch"] == arch]
-        if part.empty:
-            panels.empty(axes[0, c])
-            panels.empty(axes[1, c])
-        else:
-            _column(axes[:, c], part, position, margin)
-        axes[0, c].set_title(f"{arch}\n{style.invariance_tag(arch)}", color=style.colour(arch),
-                             fontsize=mpl.rcParams["axes.titlesize"] * 0.9)
-    # x is shared by every panel: ticks and limits once (per axis costs quadratic time)
-    axes[0, 0].set_xticks(range(len(points)), [f"{a:g}" for a, _ in points])
-    axes[0, 0].set_xlim(-0.5, max(len(points), 1) - 0.5)
+        _column(axes[:, c], merged[merged["arch"] == arch], reference, margin_pp)
+        style.arch_title(axes[0, c], arch)
+        for ax in axes[:, c]:
+            ax.set(xlabel="", ylabel="")
+            panels.ygrid(ax)
+    bold = next((i for i, p in enumerate(points) if np.allclose(p, reference)), None)
     for ax in axes[-1]:
-        ax.set_xlabel("η")
+        panels.named_xticks(ax, [f"{a:g}\n{b:g}" for a, b in points], bold=bold, size=0.8)
     axes[0, 0].set_ylabel("equilibrium RMS angular\nupdate (rad/step)")
-    axes[1, 0].set_ylabel("test accuracy (%)")
-    text = ", ".join(f"({a:g}, {b:g})" for a, b in points)
+    axes[1, 0].set_ylabel("Δ test accuracy vs the\nreference pair (pp)")
     products = " / ".join(sorted({f"{a * b:.3g}" for a, b in points}))
-    target.supxlabel(f"matched pairs (η, λ) = {text}: ηλ = {products}" if points else
-                     "no matched pairs", fontsize=mpl.rcParams["axes.labelsize"])
+    target.supxlabel(f"matched pairs: η (top) and λ (bottom), ηλ = {products}; in bold the "
+                     f"reference pair ({reference[0]:g}, {reference[1]:g})", fontsize="medium")
 
 
-def _legend(margin):
-    handles = [Line2D([], [], color="black", marker="o", label="mean, 95% t-interval"),
-               Line2D([], [], color="black", alpha=0.3, linewidth=0.6, label="one seed"),
-               Line2D([], [], color="black", linestyle="--", label="predicted √(2ηλ/(1+α))"),
-               Line2D([], [], color="black", marker="o", markerfacecolor="white",
-                      linestyle="", label="angle: equilibrium not reached"),
-               Line2D([], [], color="black", marker="x", linestyle="", label="diverged run")]
-    if margin is not None:
-        handles.append(Patch(facecolor="#dddddd", label=f"C5 margin ±{100 * margin:.2g} pp"))
+def _pair_angles(pairs: pd.DataFrame, dyn: pd.DataFrame) -> pd.DataFrame:
+    """The equilibrium angles of the matched-pair runs."""
+    angles = run_angles(dyn)
+    if pairs.empty or angles.empty:
+        return angles.iloc[:0]
+    return angles.merge(pairs[list(RUN_KEYS)].drop_duplicates(), on=list(RUN_KEYS))
+
+
+def _legend(margin_pp, frame, angles):
+    handles = [panels.HL_HANDLE, panels.SEED_HANDLE, panels.MEDIAN_HANDLE,
+               Line2D([], [], color="black", linestyle="--", label="predicted √(2ηλ/(1+α))")]
+    if len(angles) and not angles["reached"].all():
+        handles.append(Line2D([], [], color="black", marker="o", markerfacecolor="white",
+                              linestyle="", label="angle: equilibrium not reached"))
+    handles += panels.status_handles(frame)
+    if margin_pp is not None:
+        handles.append(panels.band_handle(f"C5 equivalence margin ±{margin_pp:g} pp"))
     return handles
 
 
 @style.themed
 def draw(tables, claims: ClaimsView):
-    runs, dynamics = tables["runs"], tables["dynamics"]
+    runs, dynamics = main_protocol(tables["runs"]), main_protocol(tables["dynamics"])
     pairs_all = matched_pairs(runs)
     blocks = settings(pairs_all, dynamics)
     names = style.order(pairs_all["arch"]) if len(pairs_all) else []
     margin = claims.number("C5", "margin")
-    handles = _legend(margin)
-    cv = style.canvas(1.35 * max(len(names), 1) + 1.0, 4.4, len(blocks), 1,
-                      style.legend_rows(handles, 3))
+    margin_pp = 100 * margin if margin is not None else None
+    cv = style.canvas(1.4 * max(len(names), 1) + 1.0, 4.6, len(blocks), style.Header(
+        claims, FIGURE.claims, FIGURE.title, blocks[0][0] if len(blocks) == 1 else ""),
+        _legend(margin_pp, pairs_all, _pair_angles(pairs_all, dynamics)))
     for (label_text, (pairs, dyn)), target in zip(blocks, cv.blocks):
         if pairs.empty:
             panels.empty(target.subplots(), "no matched-pair runs")
         else:
-            _block(target, pairs, dyn, style.order(pairs["arch"]), margin)
+            points = sorted({(float(a), float(b)) for a, b in zip(pairs["lr"], pairs["weight_decay"])})
+            _block(target, pairs, dyn, style.order(pairs["arch"]),
+                   reference_pair(claims, points, runs), margin_pp)
         style.setting_title(target, blocks, label_text)
-    cv.legend(handles, ncol=3)
-    style.header(cv, claims, FIGURE.claims, FIGURE.title,
-                 blocks[0][0] if len(blocks) == 1 else "")
     return cv.fig

@@ -1,21 +1,51 @@
-"""Panel pieces several figures draw: "no data" panels, notes and thresholds, the
-weight-decay axis with λ = 0 left of a break, paired-by-seed points, and the share
-heatmap (runs per architecture x λ with some property)."""
+"""Panel pieces several figures draw: "no data" panels, notes and thresholds, a
+categorical axis of named points, runs joined by seed, the verdicts' Hodges-Lehmann
+shifts with their CIs (seaborn's point plot with the verdict's estimator and interval),
+the equivalence or non-superiority margin, and the share heatmap (runs per
+architecture x λ with some property, seaborn's heatmap)."""
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib import ticker as mticker
-from matplotlib import transforms as mtransforms
-from matplotlib.patches import Rectangle
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from . import style
-from .data import mean_ci
+from .data import CI_LEVEL, column, hl_interval, hl_shift
+
+MARGIN_COLOUR = "#dddddd"
+#: Legend entries of the marks every paired panel uses.
+SEED_HANDLE = Line2D([], [], color="black", alpha=0.3, linewidth=0.6, label="one seed")
+DIVERGED_HANDLE = Line2D([], [], color="black", marker="x", linestyle="",
+                         label="diverged (chance accuracy)")
+COLLAPSED_HANDLE = Line2D([], [], color="black", marker="o", markerfacecolor="white",
+                          linestyle="", label="collapsed into the ε floor")
+MEDIAN_HANDLE = Line2D([], [], color="black", marker="o", markersize=4,
+                       label="median over seeds")
+HL_HANDLE = Line2D([], [], color="black", marker="o",
+                   label=f"Hodges–Lehmann shift, {CI_LEVEL:.0%} CI (the verdict's)")
+
+
+def band_handle(label: str) -> Patch:
+    return Patch(facecolor=MARGIN_COLOUR, label=label)
+
+
+def bound_handle(label: str) -> Line2D:
+    return Line2D([], [], color="black", linestyle="--", label=label)
+
+
+def status_handles(runs: pd.DataFrame) -> list:
+    """Legend entries of the run outcomes ``runs`` has (only those drawn)."""
+    status = set(column(runs, "status", "ok").fillna("ok"))
+    return [h for state, h in (("diverged", DIVERGED_HANDLE), ("collapsed", COLLAPSED_HANDLE))
+            if state in status]
 
 
 def empty(ax, text: str = "no data") -> None:
@@ -41,64 +71,70 @@ def ygrid(ax) -> None:
     ax.grid(axis="y", color=style.GRID_COLOUR, linewidth=0.6)
 
 
-class WdAxis:
-    """Log x axis for weight decays with λ = 0 one decade and a bit left of the smallest
-    positive λ, behind a break mark."""
-
-    def __init__(self, wds: Iterable[float]):
-        wds = np.asarray(sorted({float(w) for w in wds}), dtype=float)
-        positive = wds[wds > 0]
-        self.min_pos = float(positive.min()) if positive.size else 1.0
-        self.max_pos = float(positive.max()) if positive.size else 1.0
-        self.zero = self.min_pos / 10 ** 1.2
-        self.has_zero = bool((wds == 0).any())
-
-    def x(self, wd):
-        wd = np.asarray(wd, dtype=float)
-        return np.where(wd > 0, wd, self.zero)
-
-    def setup(self, ax) -> None:
-        """Scale, limits and ticks: once per group of axes sharing x (shared axes share
-        them; setting them on every axis of a group costs quadratic time)."""
-        ax.set_xscale("log")
-        ax.set_xlim(self.zero / 10 ** 0.35, self.max_pos * 10 ** 0.35)
-        lo, hi = math.ceil(math.log10(self.min_pos)), math.floor(math.log10(self.max_pos))
-        stride = max(1, math.ceil((hi - lo + 1) / 3))  # at most 3 decades labelled
-        decades = [10.0 ** k for k in range(lo, hi + 1) if (k - lo) % stride == 0]
-        ticks = ([self.zero] if self.has_zero else []) + decades
-        fmt = mticker.LogFormatterSciNotation()
-        ax.set_xticks(ticks, (["0"] if self.has_zero else []) + [fmt(t) for t in decades])
-        ax.xaxis.set_minor_locator(mticker.NullLocator())
-
-    def mark_break(self, ax) -> None:
-        """The break mark between λ = 0 and the smallest positive λ, on every axis."""
-        if self.has_zero:
-            xb = math.sqrt(self.zero * self.min_pos)
-            trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
-            ax.plot([xb], [0], marker=r"$/\!\!/$", markersize=8, color="black",
-                    transform=trans, clip_on=False, zorder=10, markeredgewidth=0.0)
+def named_xticks(ax, labels: Sequence[str], rotation: float = 0, bold: int | None = None,
+                 size: float = 1.0) -> None:
+    """Ticks at 0..n-1 named ``labels`` (``bold``: the index of the one the verdict is
+    about), with half a step of room either side."""
+    ax.set_xticks(range(len(labels)), labels, rotation=rotation,
+                  ha="right" if rotation else "center", rotation_mode="anchor",
+                  fontsize=mpl.rcParams["xtick.labelsize"] * size)
+    ax.xaxis.set_minor_locator(mticker.NullLocator())
+    if bold is not None:
+        ax.get_xticklabels()[bold].set_fontweight("bold")
+    ax.set_xlim(-0.5, max(len(labels), 1) - 0.5)
 
 
-def paired_seeds(ax, frame: pd.DataFrame, x: pd.Series, value: str, colour: str,
-                 scale: float = 1.0, mean_marker: str = "o") -> None:
-    """One thin line per seed through its points (the pairing), markers for diverged
-    (×) and collapsed (hollow) runs, and the mean with its 95% t-interval per x."""
-    y = frame[value].astype(float) * scale
-    status = frame["status"].fillna("ok") if "status" in frame else pd.Series("ok", frame.index)
-    for _, rows in frame.assign(_x=x, _y=y).sort_values("_x").groupby("seed", sort=True):
-        ax.plot(rows["_x"], rows["_y"], color=colour, alpha=0.25, linewidth=0.6, zorder=2)
+def seeds(ax, frame: pd.DataFrame, x: str, y: str, colour: str) -> None:
+    """One thin line per seed through its points (the pairing), × for diverged and
+    hollow circles for collapsed runs."""
+    sns.lineplot(frame, x=x, y=y, units="seed", estimator=None, color=colour, alpha=0.3,
+                 linewidth=0.6, ax=ax, zorder=2, legend=False)
+    status = column(frame, "status", "ok").fillna("ok")
     for state, kw in (("diverged", dict(marker="x", color=colour, s=14, linewidths=0.8)),
                       ("collapsed", dict(marker="o", facecolors="white", edgecolors=colour,
                                          s=10, linewidths=0.7))):
-        sel = status == state
-        if sel.any():
-            ax.scatter(x[sel], y[sel], zorder=3, gid=state, **kw)
-    xs = sorted(set(x))
-    stats = [mean_ci(y[x == xi]) for xi in xs]
-    means = np.array([s[0] for s in stats])
-    err = np.array([[s[0] - s[1], s[2] - s[0]] for s in stats]).T
-    ax.errorbar(xs, means, yerr=np.where(np.isfinite(err), err, 0.0), color=colour,
-                marker=mean_marker, markersize=4, capsize=2, linewidth=1.3, zorder=4)
+        rows = frame[status == state]
+        if len(rows):
+            ax.scatter(rows[x], rows[y], zorder=3, gid=state, **kw)
+
+
+def medians(ax, frame: pd.DataFrame, x: str, y: str, colour: str) -> None:
+    """The median over seeds at each x (a level: no interval, the verdicts are about
+    the paired differences)."""
+    sns.pointplot(frame, x=x, y=y, estimator="median", errorbar=None, native_scale=True,
+                  color=colour, markersize=4, linewidth=1.3, ax=ax, zorder=4)
+
+
+def hl_shifts(ax, frame: pd.DataFrame, x: str, y: str, colour: str, **kw) -> None:
+    """The Hodges-Lehmann shift of the paired differences ``y`` at each x with its 95%
+    CI -- the estimate and interval the verdicts use (no bar where n < 6)."""
+    sns.pointplot(frame, x=x, y=y, estimator=hl_shift, errorbar=hl_interval,
+                  native_scale=True, color=colour, markersize=4, linewidth=1.3,
+                  capsize=0.15, err_kws=dict(linewidth=1.2), ax=ax, zorder=4, gid="hl", **kw)
+
+
+def hollow(ax) -> None:
+    """The last scatter drawn as rings in its own colours (seaborn fills every point)."""
+    points = ax.collections[-1]
+    points.set_edgecolors(points.get_facecolors())
+    points.set_facecolor("none")
+
+
+def paired_panel(ax, diff: pd.DataFrame, colour: str, band: float | None = None,
+                 bound: float | None = None, connect: bool = True) -> None:
+    """Paired differences ``pp`` at positions ``x``: the runs of one seed joined, the
+    HL shift and CI, zero, an equivalence ``band`` (±, pp) or a non-superiority ``bound``."""
+    ax.axhline(0.0, color="black", linewidth=0.7, zorder=1)
+    if band is not None:
+        ax.axhspan(-band, band, color=MARGIN_COLOUR, linewidth=0, zorder=0, gid="margin")
+    if bound is not None:
+        ax.axhline(bound, color="black", linestyle="--", linewidth=0.8, zorder=1)
+    ygrid(ax)
+    if diff.empty or not np.isfinite(diff["pp"].astype(float)).any():
+        empty(ax, "no paired runs")
+        return
+    seeds(ax, diff, "x", "pp", colour)
+    hl_shifts(ax, diff, "x", "pp", colour, **({} if connect else {"linestyle": "none"}))
 
 
 def share_heatmap(ax, table: pd.DataFrame, names: Sequence[str], wds: Sequence[float],
@@ -106,33 +142,31 @@ def share_heatmap(ax, table: pd.DataFrame, names: Sequence[str], wds: Sequence[f
                   mark_wd: float | None = None) -> None:
     """Rows: architectures, columns: λ; each cell the share ``count/total`` (coloured,
     0 to 1) with "k/n" written in it; grey where no run exists; a frame on ``mark_wd``."""
-    value = np.full((len(names), len(wds)), np.nan)
+    cells = table.assign(wd=[_closest(w, wds) for w in table["weight_decay"]])
+    cells = cells.groupby(["arch", "wd"])[[count, total]].sum()
+    index = pd.MultiIndex.from_product([names, range(len(wds))])
+    cells = cells.reindex(index)
+    share = (cells[count] / cells[total].where(cells[total] > 0)).unstack()
+    text = (cells[count].map(lambda k: f"{k:.0f}") + "/"
+            + cells[total].map(lambda n: f"{n:.0f}")).unstack()
     ax.set_facecolor("#e6e6e6")
-    for r, arch in enumerate(names):
-        for c, wd in enumerate(wds):
-            cell = table[(table["arch"] == arch) & np.isclose(table["weight_decay"], wd)]
-            if cell.empty or int(cell[total].sum()) == 0:
-                continue
-            k, n = int(cell[count].sum()), int(cell[total].sum())
-            value[r, c] = k / n
-            ax.text(c + 0.5, r + 0.5, f"{k}/{n}", ha="center", va="center",
-                    fontsize=mpl.rcParams["xtick.labelsize"] * 0.7,
-                    color="white" if k / n > 0.6 else "black")
-    ax.pcolormesh(np.ma.masked_invalid(value), cmap=cmap, vmin=0, vmax=1,
-                  edgecolors="white", linewidth=0.6)
-    if mark_wd is not None:
-        for c, wd in enumerate(wds):
-            if np.isclose(wd, mark_wd):
-                ax.add_patch(Rectangle((c, 0), 1, len(names), fill=False, edgecolor="black",
-                                       linewidth=1.4))
-    ax.set_xlim(0, max(len(wds), 1))
-    ax.set_ylim(max(len(names), 1), 0)
-    ax.set_xticks(np.arange(len(wds)) + 0.5, [f"{w:g}" for w in wds])
-    ax.set_yticks(np.arange(len(names)) + 0.5, names)
+    sns.heatmap(share.reindex(names), mask=share.reindex(names).isna(), vmin=0, vmax=1,
+                cmap=cmap, cbar=False, annot=text.reindex(names), fmt="", linewidths=0.6,
+                linecolor="white", ax=ax, annot_kws=dict(
+                    fontsize=mpl.rcParams["xtick.labelsize"] * 0.7))
+    if mark_wd is not None and any(np.isclose(wds, mark_wd)):
+        c = int(np.flatnonzero(np.isclose(wds, mark_wd))[0])
+        ax.add_patch(mpl.patches.Rectangle((c, 0), 1, len(names), fill=False,
+                                           edgecolor="black", linewidth=1.4, clip_on=False))
+    ax.set_xticks(np.arange(len(wds)) + 0.5, [f"{w:g}" for w in wds], rotation=0)
+    ax.set_yticks(np.arange(len(names)) + 0.5, names, rotation=0)
+    ax.set(xlabel="", ylabel="")
     style.colour_ticklabels(ax.get_yticklabels(), names)
     ax.tick_params(length=0, labelsize=mpl.rcParams["xtick.labelsize"] * 0.85)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+
+
+def _closest(value: float, grid: Sequence[float]) -> int:
+    return int(np.argmin(np.abs(np.asarray(grid, dtype=float) - float(value))))
 
 
 def log_ticks_125(axis, lo: float, hi: float) -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib import ticker as mticker
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
 from . import panels, style
 from .claims_view import ClaimsView
@@ -99,9 +98,7 @@ def _curves(ax_pen, ax_loss, curve, pen, names, tol) -> None:
         panels.decade_ticks(ax.xaxis, float(curve["scale"].min()), float(curve["scale"].max()))
         ax.grid(color=style.GRID_COLOUR, linewidth=0.6)
     ax_pen.set_ylabel("hidden penalty / trained penalty")
-    ax_loss.axhline(tol, color="black", linestyle="--", linewidth=0.8)
-    ax_loss.text(0.98, tol, f"tolerance {tol:g}", transform=ax_loss.get_yaxis_transform(),
-                 va="bottom", ha="right", fontsize=mpl.rcParams["ytick.labelsize"])
+    panels.threshold(ax_loss, tol, f"tolerance {tol:g}")
     ax_loss.set_ylabel("|relative change of the train loss|")
     ax_loss.set_ylim(bottom=LOSS_FLOOR / 3)
     panels.note(ax_loss, f"0 drawn at {LOSS_FLOOR:g}", "lower right")
@@ -112,51 +109,60 @@ def _curves(ax_pen, ax_loss, curve, pen, names, tol) -> None:
         panels.note(ax_pen, "\n".join(text), "upper right")
 
 
-def _ratio_bars(ax, pen: pd.DataFrame, names) -> None:
-    """Median (bar) and single runs (dots) of the hidden penalty after / before, with
-    the model's ε and with ε ≈ 0, for the runs with λ > 0."""
+#: (column, label, colour) of the two penalty ratios panel (c) shows.
+RATIOS = (("ratio", "model ε", "#333333"), ("ratio_eps0", "ε ≈ 0", "#a6a6a6"))
+
+
+def _ratio_dots(ax, pen: pd.DataFrame, names) -> None:
+    """Every run's hidden penalty after / before with the model's ε and with ε ≈ 0
+    (dots; a log axis, so no bars: only positions mean something), and their medians
+    (bars across), for the runs with λ > 0; the method beside each architecture."""
     if pen.empty:
         panels.empty(ax, "no penalty table")
         return
     use = pen[pen["weight_decay"] > 0] if (pen["weight_decay"] > 0).any() else pen
-    series = [s for s in (("ratio", "model ε", 0.9), ("ratio_eps0", "ε ≈ 0", 0.35)) if s[0] in use]
-    width, lowest, labels = 0.38, 1.0, []
-    rng = np.random.default_rng(style.RNG_SEED)
-    for i, arch in enumerate(names):
-        part = use[use["arch"] == arch]
-        method = part["method"].mode().iloc[0] if len(part) and "method" in part else ""
-        labels.append(f"{arch} ({METHOD_SHORT.get(method, method)})" if method else arch)
-        for j, (col, _, alpha) in enumerate(series):
-            values = part[col].astype(float)
-            values = values[np.isfinite(values)].clip(lower=RATIO_FLOOR)
-            if values.empty:
-                continue
-            lowest = min(lowest, float(values.min()))
-            x = i + (j - (len(series) - 1) / 2) * width
-            ax.bar(x, float(np.median(values)), width=width * 0.92, color=style.colour(arch),
-                   alpha=alpha, edgecolor=style.colour(arch), linewidth=0.8)
-            ax.scatter(x + rng.uniform(-0.07, 0.07, len(values)), values, s=5, color="black",
-                       zorder=3, linewidths=0)
+    series = [r for r in RATIOS if r[0] in use]
+    long = use.melt(id_vars=["arch"], value_vars=[r[0] for r in series], var_name="col",
+                    value_name="value")
+    long = long[np.isfinite(long["value"].astype(float))].assign(
+        variant=lambda f: f["col"].map({c: lab for c, lab, _ in series}),
+        value=lambda f: f["value"].astype(float).clip(lower=RATIO_FLOOR))
+    colours = {lab: c for _, lab, c in series}
+    offset = {lab: (k - (len(series) - 1) / 2) * 0.36 for k, (_, lab, _) in enumerate(series)}
+    rng = np.random.default_rng(style.RNG_SEED)  # seaborn's own jitter is unseeded
+    long = long.assign(x=long["arch"].map({a: i for i, a in enumerate(names)})
+                       + long["variant"].map(offset))
+    common = dict(y="value", hue="variant", hue_order=list(colours), palette=colours,
+                  legend=False, ax=ax)
+    sns.scatterplot(long.assign(jittered=long["x"] + rng.uniform(-0.08, 0.08, len(long))),
+                    x="jittered", s=6, alpha=0.6, linewidth=0, **common)
+    sns.pointplot(long, x="x", native_scale=True, estimator="median", errorbar=None,
+                  linestyle="none", marker="_", markersize=16, markeredgewidth=2.2, **common)
     ax.set_yscale("log")
-    ax.set_ylim(lowest / 30, 1e4)  # headroom above 1 for the legend
+    ax.axhline(1.0, color="black", linewidth=0.6)
+    methods = use.groupby("arch")["method"].agg(lambda m: m.mode().iloc[0]) \
+        if "method" in use else pd.Series(dtype=str)
+    labels = [f"{a} ({METHOD_SHORT.get(methods.get(a, ''), methods.get(a, ''))})"
+              if a in methods else a for a in names]
+    ax.set_xticks(range(len(names)), labels, rotation=40, ha="right", rotation_mode="anchor")
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    style.colour_ticklabels(ax.get_xticklabels(), names)
     ax.yaxis.set_major_locator(mticker.LogLocator(base=10, numticks=8))
     ax.yaxis.set_minor_locator(mticker.NullLocator())
-    ax.axhline(1.0, color="black", linewidth=0.6)
-    ax.set_xticks(range(len(names)), labels, rotation=40, ha="right", rotation_mode="anchor")
-    style.colour_ticklabels(ax.get_xticklabels(), names)
-    ax.set_xlim(-0.6, len(names) - 0.4)
-    ax.set_ylabel("hidden penalty after / before")
+    ax.set(xlabel="", ylabel="hidden penalty after / before")
     panels.ygrid(ax)
-    ax.legend(handles=[Patch(facecolor="#555555", alpha=a, label=lab) for _, lab, a in series],
-              loc="upper right", ncol=max(len(series), 1), handlelength=1.2, columnspacing=0.8)
 
 
 def _legend(names):
-    return style.arch_handles(names) + [
-        Line2D([], [], color="black", linewidth=1.5, label="model ε"),
-        Line2D([], [], color="black", linewidth=1.0, alpha=0.35, label="ε ≈ 0 (ideal symmetry)"),
+    return [Line2D([], [], color=style.colour(a), label=style.label(a)) for a in names] + [
+        Line2D([], [], color="black", linewidth=1.5, label="(a, b) model ε"),
+        Line2D([], [], color="black", linewidth=1.0, alpha=0.35, label="(a, b) ε ≈ 0 (ideal symmetry)"),
         Line2D([], [], color="black", marker="*", linestyle="", markersize=8,
-               label="ε floor: smallest a within tolerance")]
+               label="ε floor: smallest a within tolerance"),
+        *[Line2D([], [], color=c, marker="o", linestyle="", markersize=3,
+                 label=f"(c) one run, {lab}") for _, lab, c in RATIOS],
+        Line2D([], [], color="black", marker="_", linestyle="", markersize=10,
+               markeredgewidth=2, label="(c) median over runs")]
 
 
 @style.themed
@@ -164,21 +170,19 @@ def draw(tables, claims: ClaimsView):
     penalty, curve_all = tables["penalty"], tables["penalty_curve"]
     tol = _loss_tol(claims, penalty)
     blocks = settings(penalty, curve_all)
-    names_all = style.order([*penalty.get("arch", []), *curve_all.get("arch", [])])
-    handles = _legend(names_all)
-    cv = style.canvas(10.0, 3.7, len(blocks), 1, style.legend_rows(handles, 4))
+    # the architectures with a shrink curve: the others appear in (c) only
+    handles = _legend(style.order(curve_all.get("arch", [])))
+    cv = style.canvas(10.0, 3.7, len(blocks), style.Header(
+        claims, FIGURE.claims, FIGURE.title, blocks[0][0] if len(blocks) == 1 else ""), handles)
     for (label_text, (pen, curve)), target in zip(blocks, cv.blocks):
         names = style.order([*pen.get("arch", []),
                              *(curve.get("arch", []) if curve is not None else [])])
         ax_pen, ax_loss, ax_bar = target.subplots(
             1, 3, gridspec_kw=dict(width_ratios=[1, 1, 1.2 + 0.06 * len(names)]))
         _curves(ax_pen, ax_loss, curve, pen, names, tol)
-        _ratio_bars(ax_bar, pen, names)
+        _ratio_dots(ax_bar, pen, names)
         ax_pen.set_title("(a) penalty as the layers shrink")
         ax_loss.set_title("(b) its cost in train loss")
         ax_bar.set_title("(c) removable penalty, runs with λ > 0")
         style.setting_title(target, blocks, label_text)
-    cv.legend(handles, ncol=4)
-    style.header(cv, claims, FIGURE.claims, FIGURE.title,
-                 blocks[0][0] if len(blocks) == 1 else "")
     return cv.fig

@@ -26,9 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Modules every figure's code runs through (their source is part of each figure's code
 #: hash; paths relative to src/wdnorm, without .py, as wdnorm.provenance.source_hash takes).
-SHARED_MODULES = ("archs", "fileio", "notebooks", "figures/__init__", "figures/registry",
-                  "figures/claims_view", "figures/report", "figures/style", "figures/data",
-                  "figures/panels")
+SHARED_MODULES = ("archs", "fileio", "notebooks", "claims/stats", "figures/__init__",
+                  "figures/registry", "figures/claims_view", "figures/report", "figures/style",
+                  "figures/data", "figures/panels")
 #: Modules the report's verdict table runs through (the verdict_table rule's code hash).
 REPORT_MODULES = ("archs", "fileio", "figures/__init__", "figures/registry",
                   "figures/claims_view", "figures/report")
@@ -77,8 +77,14 @@ class _PerClaim:
         return rst_escape(self._lookup(cid))
 
 
-_HEADER_NOTE = ("The header gives each claim's verdict, its test and n from "
-                "``results/claims.json``; the decision rules are in ``docs/claims.md``.")
+_HEADER_NOTE = ("The header gives each claim's verdict (\"fragile\" where its stability "
+                "check says so), its test, n and key numbers from ``results/claims.json``; "
+                "the decision rules are in ``docs/claims.md``.")
+#: How every interval drawn beside a paired comparison is computed.
+_HL_NOTE = ("Intervals are the verdict's own: the Hodges–Lehmann shift of the seed-paired "
+            "differences with its 95% distribution-free CI, computed by "
+            "``wdnorm.claims.stats.hodges_lehmann`` as the claims step does (none below 6 "
+            "pairs, where the 95% interval is unbounded).")
 
 REGISTRY: dict[str, Figure] = {f.name: f for f in (
     Figure(
@@ -105,8 +111,8 @@ REGISTRY: dict[str, Figure] = {f.name: f for f in (
         "model's ε (the ε floor), pale beyond (valid only for ε ≈ 0). (b) The relative "
         "change of the train loss this costs, model ε (solid) and ε ≈ 0 (pale), against the "
         "tolerance (dashed). (c) For every trained run with λ > 0, the hidden penalty after "
-        "the best function-preserving transform over the penalty before (bars: median, dots: "
-        "runs; log scale), with the method beside each architecture: *shrink* (invariant "
+        "the best function-preserving transform over the penalty before (dots: runs, bars "
+        "across: medians; log scale), with the method beside each architecture: *shrink* (invariant "
         "layers), *rebalance* (ReLU positive rescaling into the head) or *none*. "
         + _HEADER_NOTE),
     Figure(
@@ -119,8 +125,9 @@ REGISTRY: dict[str, Figure] = {f.name: f for f in (
         "momentum α) against √(2ηλ/(1+α)) (the AdamW form for AdamW); y = x and the C4 band. "
         "Hollow markers: windows shorter than 100 steps (equilibrium not reached, not "
         "compared). Top middle: the ratio per architecture; the black bar is the median over "
-        "predicted-invariant layers of runs at equilibrium. Top right: share of runs that "
-        "reached equilibrium per architecture and λ (frame: the λ of C6). Bottom (λ = 0, "
+        "predicted-invariant layers of runs at equilibrium. Top right: the runs C4 counts at equilibrium "
+        "per architecture and λ -- those at equilibrium on every predicted-invariant decayed "
+        "layer (grey: no such layer, no prediction; frame: the λ of C6). Bottom (λ = 0, "
         "plain SGD): max \\|cos(w, ∇L)\\| per layer and the relative error of ‖w\\ :sub:`T`‖² "
         "− ‖w\\ :sub:`0`‖² = η²Σ‖g\\ :sub:`t`‖², exact probe (markers) and model ε (+), "
         "against the C3 tolerances. " + _HEADER_NOTE),
@@ -130,54 +137,71 @@ REGISTRY: dict[str, Figure] = {f.name: f for f in (
         "**Only ηλ matters (claim C5; {test[C5]}, {n[C5]}).** For the matched (η, λ) pairs "
         "sharing one product ηλ, one column per architecture: the equilibrium RMS angular "
         "update (top; mean over the predicted-invariant layers, or all hidden layers where "
-        "none is; dashed: √(2ηλ/(1+α)); hollow: equilibrium not reached) and the test "
-        "accuracy (bottom). Thin lines join the runs of one seed (same initialisation and "
-        "batch order) across pairs; markers are means with 95% t-intervals; the grey band "
-        "is C5's equivalence margin around the mean of the pairs, where claims.json states "
-        "one; × marks diverged runs (chance accuracy). plain is the contrast. "
+        "none is; median over seeds; dashed: √(2ηλ/(1+α)); hollow: equilibrium not "
+        "reached) and the test accuracy of each pair minus that of C5's reference pair "
+        "(bold) of the same seed (bottom). Thin lines join the runs of one seed (same "
+        "initialisation and batch order); the grey band is C5's equivalence margin, where "
+        "claims.json states one: equivalence needs the whole interval inside it. × marks "
+        "diverged runs (chance accuracy). plain is the contrast. " + _HL_NOTE + " "
         + _HEADER_NOTE),
     Figure(
         "accuracy_vs_wd", "accuracy_vs_wd", ("runs",), ("C6",),
         "C6 · Does hidden-layer weight decay change, and improve, test accuracy?",
         "**Weight decay and test accuracy (claim C6; {test[C6]}, {n[C6]}).** Grid runs at "
-        "the grid learning rate, one column per architecture. Top: test accuracy (mean of "
-        "the last evaluations) against λ; thin lines join the runs of one seed (same "
-        "initialisation and batch order), λ = 0 left of the axis break. Middle and bottom: "
-        "the paired differences to λ = 0 of the same seed in test accuracy and in the "
-        "generalisation gap (train − test accuracy), means with 95% t-intervals. The grey "
-        "band marks C6's pre-declared λ. Diverged runs count at chance accuracy (×), "
-        "collapsed runs are hollow: outcomes, never dropped. Bottom row: the share of runs "
-        "whose norms collapsed into the ε floor (status \"collapsed\") and of diverged runs, "
-        "per architecture and λ. " + _HEADER_NOTE),
+        "the grid learning rate. (a) The verdict's comparison: per architecture, the test "
+        "accuracy and the generalisation gap (train − test accuracy) at C6's pre-declared "
+        "λ\\* minus those at λ = 0 of the same seed, with C6's margin (support needs the "
+        "improvement's one-sided bound below it). (b) Every λ of the grid, one column per "
+        "architecture, each on its own y range: test accuracy (thin lines join the runs "
+        "of one seed, same initialisation and batch order; markers: medians) and the "
+        "paired differences to λ = 0; the grey band and the bold tick mark λ\\*. "
+        "Diverged runs count at chance accuracy (×), collapsed runs are hollow: outcomes, "
+        "never dropped. (c) Per architecture and λ, the runs whose norms collapsed into "
+        "the ε floor (status \"collapsed\") and the diverged runs. " + _HL_NOTE + " "
+        + _HEADER_NOTE),
     Figure(
         "mechanism", "mechanism", ("runs", "equivalence_probe"), ("C7",),
         "C7 · Is weight decay's effect a learning-rate schedule?",
         "**Weight decay as a learning-rate schedule (claim C7; {test[C7]}, {n[C7]}).** Top, "
-        "per architecture with a predicted symmetry: test accuracy of the grid run without "
-        "weight decay (λ = 0), with C6's λ (λ\\*), and of its three equivalents without "
-        "decay on the invariant layers: *exact* (learning rate and ε rescaled by k\\ :sub:`t`), "
-        "*schedule* (the same learning-rate schedule, ε fixed) and *mimic* (Hoffer et al. "
-        "2018: learning rate matched to the decay run's ‖w‖²). Thin lines join the arms of "
-        "one seed; markers are means with 95% t-intervals; tick labels count diverged runs "
-        "per arm. Bottom: the float64 equivalence probe for every architecture: the largest "
-        "relative per-step loss difference to the weight-decay run, and the number of steps "
-        "it stays within the tolerance (dashed: the steps C7 requires; hollow: does "
-        "not track). The exact "
-        "equivalent must track on the invariant architectures and fail on the others. "
+        "per architecture with a predicted symmetry: the test accuracy of each arm minus "
+        "that of the grid run with C6's λ (λ\\*) of the same seed -- the grid run without "
+        "weight decay (λ = 0) and the λ\\* run's three equivalents without decay on the "
+        "invariant layers: *exact* (learning rate and ε rescaled by k\\ :sub:`t`), "
+        "*schedule* (the same learning-rate schedule, ε fixed; C7 (b) asks that it stay "
+        "within the grey equivalence margin) and *mimic* (Hoffer et al. 2018: learning "
+        "rate matched to the decay run's ‖w‖²). Thin lines join the arms of one seed; tick "
+        "labels count diverged runs per arm. Bottom: the float64 equivalence probe for "
+        "every architecture: the largest relative per-step loss difference to the "
+        "weight-decay run, and the number of steps it stays within the tolerance (dashed: "
+        "the steps C7 requires; hollow: does not track). The exact equivalent must track "
+        "on the invariant architectures and fail on the others. " + _HL_NOTE + " "
         + _HEADER_NOTE),
     Figure(
         "tuned", "tuned", ("runs",), ("C8",),
         "C8 · Does the best-tuned weight-decay run beat the best-tuned run without it?",
         "**Best-tuned weight decay against best-tuned no weight decay (claim C8; "
-        "{test[C8]}, {n[C8]}).** Top, per architecture: test accuracy of the run without "
-        "weight decay at its best learning rate, of the run with weight decay at its best "
-        "(learning rate, λ), and of that run's exact learning-rate-schedule equivalent "
-        "(no weight decay; learning rate and ε rescaled by k\\ :sub:`t`), where trained. "
-        "Thin lines join the arms of one seed; markers are means with 95% t-intervals. "
-        "Bottom: the mean validation accuracy of every candidate, one line per learning "
-        "rate; the selected arms are ringed. Selection reads the validation split only, "
-        "the comparison the test split only. Without a learning-rate grid or a "
-        "validation split the figure says which is missing. " + _HEADER_NOTE),
+        "{test[C8]}, {n[C8]}).** Top, per architecture: the test accuracy of the run with "
+        "weight decay at its best (learning rate, λ) and of that run's exact "
+        "learning-rate-schedule equivalent (no weight decay; learning rate and ε rescaled "
+        "by k\\ :sub:`t`), where trained, minus that of the run without weight decay at its "
+        "best learning rate, of the same seed (dashed: C8's margin). Thin lines join the "
+        "arms of one seed. Bottom: the mean validation accuracy of every candidate, one "
+        "line per learning rate; the selected arms are ringed. Selection reads the "
+        "validation split only, the comparison the test split only. Without a "
+        "learning-rate grid or a validation split the figure says which is missing. "
+        + _HL_NOTE + " " + _HEADER_NOTE),
+    Figure(
+        "protocols", "protocols", ("effects",), ("C9",),
+        "C9 · Does weight decay's effect survive a change of protocol?",
+        "**Weight decay's effect across protocols (claim C9; {test[C9]}, {n[C9]}).** A "
+        "specification curve: for every protocol (the main grid and each variant trained "
+        "beside it, named with what it changes) and every architecture, the effect of "
+        "weight decay on test accuracy -- the Hodges–Lehmann shift of the seed-paired "
+        "differences with its CI, as ``results/tables/effects.csv`` states them (the "
+        "claims step's own numbers) -- sorted by size and coloured by its outcome: "
+        "improves, harms, or no detectable change (Holm-adjusted signed-rank tests). "
+        "Larger diamonds: the headline architectures. Right: each protocol's own verdict. "
+        + _HEADER_NOTE),
 )}
 
 #: Figure names in drawing order (figure_outputs() in the Snakefile).
@@ -199,7 +223,3 @@ def figure_of(cid: str) -> str:
     chosen = (deciding or showing or [None])[0]
     return f"figures/{chosen.name}.png" if chosen else ""
 
-
-def tables_used() -> tuple[str, ...]:
-    """Every table some figure reads, in first-use order."""
-    return tuple(dict.fromkeys(t for f in REGISTRY.values() for t in f.tables))

@@ -1,67 +1,47 @@
-"""The look shared by every figure: theme, architecture colours and labels (from the
-architecture records of :mod:`wdnorm.archs`), the fixed-strip canvas with its verdict
-header, and :func:`save_figure` (atomic, byte-reproducible).
+"""The look shared by every figure: seaborn's theme, the architecture colours and labels
+(from the architecture records of :mod:`wdnorm.archs`), the fixed-strip canvas with its
+verdict header, and :func:`save_figure` (atomic, byte-reproducible).
 
-Figures are built with matplotlib's object API inside :func:`themed`, never through
-pyplot's global state, so the same call gives the same picture in a notebook, a test or
-a script.
+Figures are drawn with seaborn's axes-level functions and matplotlib's object API inside
+:func:`themed`, never through pyplot's global state (nor ``sns.set_theme``, which is
+global too), so the same call gives the same picture in a notebook, a test or a script.
 """
 
 from __future__ import annotations
 
 import functools
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib as mpl
 import numpy as np
+import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.text import Annotation
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
 
 from .. import archs
 from ..fileio import atomic_path
 from .claims_view import ClaimsView
 
 VERDICT_COLOURS = {"supported": "#1b7837", "refuted": "#b2182b", "inconclusive": "#b35806"}
+OUTCOME_COLOURS = {"improves": "#1b7837", "harms": "#b2182b",
+                   "no detectable change": "#8c8c8c"}
 MISSING_COLOUR = archs.MISSING_COLOUR
 GRID_COLOUR = "#eeeeee"
 #: Seed of every jitter, so a figure redraws to the same bytes.
 RNG_SEED = 0
 
-# seaborn's "ticks" style at "paper" context (seaborn 0.13), frozen here because
-# importing seaborn costs every figure job a second (scipy.stats); a test checks it
-# against seaborn itself.
-SEABORN_THEME: dict[str, Any] = {
-    "figure.facecolor": "white", "axes.facecolor": "white", "axes.edgecolor": ".15",
-    "axes.labelcolor": ".15", "text.color": ".15", "xtick.color": ".15", "ytick.color": ".15",
-    "xtick.direction": "out", "ytick.direction": "out", "xtick.top": False,
-    "ytick.right": False, "xtick.bottom": True, "ytick.left": True, "axes.axisbelow": True,
-    "axes.grid": False, "grid.color": ".8", "grid.linestyle": "-",
-    "font.family": ["sans-serif"],
-    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans",
-                        "sans-serif"],
-    "lines.solid_capstyle": "round", "patch.edgecolor": "w", "patch.force_edgecolor": True,
-    "image.cmap": "rocket", "axes.spines.left": True, "axes.spines.bottom": True,
-    "axes.spines.right": True, "axes.spines.top": True, "axes.linewidth": 1.0,
-    "grid.linewidth": 0.8, "lines.linewidth": 1.2, "lines.markersize": 4.8,
-    "patch.linewidth": 0.8, "xtick.major.width": 1.0, "ytick.major.width": 1.0,
-    "xtick.minor.width": 0.8, "ytick.minor.width": 0.8, "xtick.major.size": 4.8,
-    "ytick.major.size": 4.8, "xtick.minor.size": 3.2, "ytick.minor.size": 3.2,
-    "font.size": 9.6, "axes.labelsize": 9.6, "axes.titlesize": 9.6, "xtick.labelsize": 8.8,
-    "ytick.labelsize": 8.8, "legend.fontsize": 8.8, "legend.title_fontsize": 9.6,
-}
-
 
 def theme() -> dict[str, Any]:
-    """rcParams of every figure: the seaborn theme, the architecture colours as the
-    colour cycle, embeddable fonts and no per-save randomness."""
-    return {**SEABORN_THEME,
+    """rcParams of every figure: seaborn's "ticks" style at "paper" context, the
+    architecture colours as the colour cycle, embeddable fonts, no per-save randomness."""
+    base = {**sns.axes_style("ticks"), **sns.plotting_context("paper")}
+    return {**base,
             "axes.prop_cycle": mpl.cycler(color=[a.colour for a in archs.REGISTRY.values()]),
-            "figure.titlesize": SEABORN_THEME["axes.titlesize"] * 1.15,
-            "legend.frameon": False, "legend.title_fontsize": SEABORN_THEME["legend.fontsize"],
+            "figure.titlesize": base["axes.titlesize"] * 1.15,
+            "legend.frameon": False, "legend.title_fontsize": base["legend.fontsize"],
             "lines.markersize": 4.5, "pdf.fonttype": 42, "ps.fonttype": 42,
             "svg.fonttype": "path", "svg.hashsalt": "wdnorm", "image.cmap": "RdBu_r"}
 
@@ -79,6 +59,11 @@ def themed(draw):
 
 def colour(arch: str) -> str:
     return archs.colour(arch)
+
+
+def palette(names: Sequence[str]) -> dict[str, str]:
+    """seaborn's ``palette`` for ``hue="arch"``: each architecture its record's colour."""
+    return {a: colour(a) for a in names}
 
 
 def order(values) -> list[str]:
@@ -106,9 +91,10 @@ def invariance_tag(arch: str) -> str:
     return "invariant per layer" if rec.per_layer_invariant != "none" else "jointly invariant"
 
 
-def arch_handles(names: Sequence[str], marker: str = "o", line: bool = True):
-    return [Line2D([], [], color=colour(a), marker=marker, linestyle="-" if line else "",
-                   markersize=5, label=label(a)) for a in names]
+def arch_title(ax, arch: str, scale: float = 0.9) -> None:
+    """A panel's title: the architecture and its predicted symmetry, in its colour."""
+    ax.set_title(f"{arch}\n{invariance_tag(arch)}", color=colour(arch),
+                 fontsize=mpl.rcParams["axes.titlesize"] * scale)
 
 
 def colour_ticklabels(labels, names: Sequence[str]) -> None:
@@ -116,12 +102,54 @@ def colour_ticklabels(labels, names: Sequence[str]) -> None:
         text.set_color(colour(arch))
 
 
+# --------------------------------------------------------------------------- text
+
+def text_width(text: str, size: float, bold: bool = False) -> float:
+    """Rendered width of ``text`` in inches (the font's own metrics, no renderer)."""
+    prop = FontProperties(size=size, weight="bold" if bold else "normal")
+    return TextToPath().get_text_width_height_descent(text, prop, ismath=False)[0] / 72
+
+
+def wrap(text: str, width_in: float, size: float, bold: bool = False) -> list[str]:
+    """``text`` broken at spaces into lines no wider than ``width_in`` inches: a long
+    line is wrapped, never cut, so key numbers are never lost."""
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and text_width(candidate, size, bold) <= width_in:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
 # --------------------------------------------------------------------------- canvas
 
-_TITLE_H = 0.26       # inches of the header's title line
-_CLAIM_H = 0.23       # inches per claim line
-_LEGEND_ROW_H = 0.19  # inches per legend row
-_MIN_WIDTH = 7.2      # inches: room for the header
+_LINE = 1.4            # line height, in font sizes
+_BADGE_PAD = 0.22      # badge padding, in font sizes
+_MARGIN = 0.08         # inches left and right of the header and legend
+_MIN_WIDTH = 7.2       # inches: room for the header
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the header strip says: a bold title (and the setting it shows), then one
+    line per claim -- a badge coloured by verdict ("fragile" where claims.json's
+    stability check says so), the claim's n, test and key numbers, wrapped."""
+
+    claims: ClaimsView
+    cids: Sequence[str]
+    title: str
+    setting: str = ""
+
+    def badge(self, cid: str) -> str:
+        fragile = " · fragile" if self.claims.fragile(cid) else ""
+        return f"{cid}: {self.claims.verdict(cid)}{fragile}"
+
+    def claim_text(self, cid: str) -> str:
+        numbers = self.claims.key_numbers(cid)
+        line = f"{self.claims.n(cid)} · {self.claims.test(cid)}"
+        return f"{line} — {numbers}" if numbers else line
 
 
 @dataclass
@@ -134,69 +162,82 @@ class Canvas:
     head: Any
     blocks: list
     foot: Any
-    head_h: float
-
-    def legend(self, handles, ncol: int) -> None:
-        self.foot.legend(handles=handles, loc="center", ncol=ncol, handlelength=1.8,
-                         columnspacing=1.4, borderaxespad=0.0)
 
 
-def canvas(width: float, block_h: float, n_blocks: int, n_claims: int,
-           legend_rows: int) -> Canvas:
-    head_h = 0.1 + _TITLE_H + n_claims * _CLAIM_H
-    foot_h = 0.1 + max(legend_rows, 1) * _LEGEND_ROW_H
-    heights = [head_h] + [block_h] * n_blocks + [foot_h]
-    fig = Figure(figsize=(max(width, _MIN_WIDTH), sum(heights)), layout="constrained")
+def _legend_columns(handles, width: float) -> int:
+    """As many legend columns as the widest entry allows at figure width ``width``."""
+    small = mpl.rcParams["legend.fontsize"]
+    widest = max(text_width(h.get_label(), small) for h in handles) + 4 * small / 72
+    return max(1, min(len(handles), int((width - 2 * _MARGIN) // widest)))
+
+
+def _legend_height(handles, width: float) -> float:
+    if not handles:
+        return 0.05
+    rows = -(-len(handles) // _legend_columns(handles, width))
+    lines = max(h.get_label().count("\n") + 1 for h in handles)
+    return 0.1 + rows * lines * mpl.rcParams["legend.fontsize"] * _LINE / 72
+
+
+def _header_rows(header: Header, width: float) -> list[list[tuple]]:
+    """Lines of the header, top to bottom; each a list of (x inches, text, size, bold,
+    badge colour or None)."""
+    size, small = mpl.rcParams["figure.titlesize"], mpl.rcParams["legend.fontsize"]
+    title = f"{header.title}  ({header.setting})" if header.setting else header.title
+    rows = [[(0.0, line, size, True, None)] for line in wrap(title, width, size, True)]
+    for cid in header.cids:
+        badge = header.badge(cid)
+        face = VERDICT_COLOURS.get(header.claims.verdict(cid).lower(), MISSING_COLOUR)
+        indent = text_width(badge, small, True) + (2 * _BADGE_PAD + 0.7) * small / 72
+        lines = wrap(header.claim_text(cid), width - indent, small)
+        rows.append([(0.03, badge, small, True, face), (indent, lines[0], small, False, None)])
+        rows += [[(indent, line, small, False, None)] for line in lines[1:]]
+    return rows
+
+
+def _draw_header(head, rows, width: float, height: float, cids) -> None:
+    badges = iter(cids)
+    y = height - 0.06
+    for row in rows:
+        y -= row[0][2] * _LINE / 72
+        for x, text, size, bold, face in row:
+            badge = dict(color="white", gid=f"verdict-{next(badges)}", bbox=dict(
+                boxstyle=f"round,pad={_BADGE_PAD}", edgecolor="none", facecolor=face)) \
+                if face else {}
+            head.text((_MARGIN + x) / width, y / height, text, ha="left", va="baseline",
+                      fontsize=size, fontweight="bold" if bold else "normal", **badge)
+
+
+def canvas(width: float, block_h: float, n_blocks: int, header: Header,
+           handles: Sequence = ()) -> Canvas:
+    """The figure: ``header`` on top (its height from its wrapped lines), ``n_blocks``
+    strips of ``block_h`` inches, the legend of ``handles`` at the bottom."""
+    width = max(width, _MIN_WIDTH)
+    rows = _header_rows(header, width - 2 * _MARGIN - 0.05)
+    head_h = 0.14 + sum(row[0][2] * _LINE / 72 for row in rows)
+    heights = [head_h] + [block_h] * n_blocks + [_legend_height(handles, width)]
+    fig = Figure(figsize=(width, sum(heights)), layout="constrained")
     fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, hspace=0.0, wspace=0.0)
     subs = split(fig, heights)
-    return Canvas(fig, subs[0], subs[1:-1], subs[-1], head_h)
+    _draw_header(subs[0], rows, width, head_h, header.cids)
+    if handles:
+        subs[-1].legend(handles=list(handles), loc="center", borderaxespad=0.0,
+                        ncol=_legend_columns(handles, width), handlelength=1.8,
+                        columnspacing=1.0)
+    return Canvas(fig, subs[0], subs[1:-1], subs[-1])
 
 
-def split(parent, height_ratios: Sequence[float]) -> list:
-    """Subfigures stacked top to bottom. Their (transparent) background patches are not
-    drawn: the constrained-layout solver sometimes places a strip's edge at -0.0 rather
-    than 0.0, which would change the PDF's bytes from one save to the next."""
-    subs = list(parent.subfigures(len(height_ratios), 1, height_ratios=list(height_ratios)))
+def split(parent, height_ratios: Sequence[float], horizontal: bool = False) -> list:
+    """Subfigures stacked top to bottom (or side by side). Their (transparent)
+    background patches are not drawn: the constrained-layout solver sometimes places a
+    strip's edge at -0.0 rather than 0.0, which would change the PDF's bytes."""
+    ratios = list(height_ratios)
+    grid = ((1, len(ratios)), dict(width_ratios=ratios)) if horizontal else \
+        ((len(ratios), 1), dict(height_ratios=ratios))
+    subs = list(parent.subfigures(*grid[0], squeeze=False, **grid[1]).ravel())
     for sub in subs:
         sub.patch.set_visible(False)
     return subs
-
-
-def legend_rows(handles: Sequence, ncol: int) -> int:
-    return -(-len(handles) // ncol)
-
-
-def _fit(text: str, width_in: float, size: float) -> str:
-    chars = int(width_in * 72 / (0.55 * size))
-    return textwrap.shorten(text, max(chars, 20), placeholder=" …")
-
-
-def header(cv: Canvas, claims: ClaimsView, cids: Sequence[str], title: str,
-           setting: str = "") -> None:
-    """The header strip: a bold title, then one line per claim -- a badge coloured by
-    verdict, the claim's n and test, and its key numbers, all from claims.json."""
-    head, width = cv.head, cv.fig.get_figwidth()
-    size, small = mpl.rcParams["figure.titlesize"], mpl.rcParams["legend.fontsize"]
-    text = f"{title}  ({setting})" if setting else title
-    head.text(0.005, 1 - 0.06 / cv.head_h, _fit(text, width - 0.15, size), ha="left",
-              va="top", fontweight="bold", fontsize=size)
-    for k, cid in enumerate(cids):
-        verdict = claims.verdict(cid)
-        y = 1 - (0.06 + _TITLE_H + (k + 0.5) * _CLAIM_H) / cv.head_h
-        badge = head.text(0.012, y, f"{cid}: {verdict}", ha="left", va="center",
-                          color="white", fontweight="bold", fontsize=small,
-                          gid=f"verdict-{cid}",
-                          bbox=dict(boxstyle="round,pad=0.22", edgecolor="none",
-                                    facecolor=VERDICT_COLOURS.get(verdict.lower(),
-                                                                  MISSING_COLOUR)))
-        # n first: a long test name or key numbers are what gets cut
-        line = f"{claims.n(cid)} · {claims.test(cid)}"
-        numbers = claims.key_numbers(cid)
-        line = _fit(f"{line} — {numbers}" if numbers else line, width - 1.3, small)
-        # placed after the badge, whatever its rendered width
-        head.add_artist(Annotation(line, xy=(1, 0.5), xycoords=badge, xytext=(8, 0),
-                                   textcoords="offset points", ha="left", va="center",
-                                   fontsize=small, color="#222222", gid=f"test-{cid}"))
 
 
 def setting_title(target, blocks, label_text: str) -> None:
@@ -250,7 +291,10 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png",)
                          f"matplotlib writes: {', '.join(sorted(supported))}")
     # Solve the constrained layout once and keep it for every format: each savefig
     # would solve it again (the costliest part of saving a many-panel figure).
+    # Solved at the saving dpi: Agg's hinted text is not exactly proportional to the
+    # dpi, and a layout solved at another one clips the longest tick labels.
     engine = fig.get_layout_engine()
+    fig.set_dpi(dpi)
     fig.draw_without_rendering()
     fig.set_layout_engine("none")
     _snap_layout(fig)

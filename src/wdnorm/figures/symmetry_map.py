@@ -10,6 +10,7 @@ import math
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib import colors as mcolors
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
@@ -54,50 +55,48 @@ def _columns(sym: pd.DataFrame):
     return cols, names
 
 
-def _cells(sym: pd.DataFrame, a: float, rows, cols):
-    """value (log10, floored), predicted, mismatch and ε-flip matrices for scale ``a``."""
-    value = np.full((len(rows), len(cols)), np.nan)
-    pred, mismatch, flip = (np.zeros(value.shape, dtype=bool) for _ in range(3))
-    index = {(r["arch"], r["mode"], r["transform"], int(r["layer_index"])): r
-             for r in sym[np.isclose(sym["scale"], a)].to_dict("records")}
-    for i, (arch, mode) in enumerate(rows):
-        for j, (transform, layer) in enumerate(cols):
-            row = index.get((arch, mode, transform, layer))
-            if row is None:
-                continue
-            value[i, j] = max(math.log10(max(float(row["rel_change"]), 1e-300)), LOG_FLOOR)
-            pred[i, j] = bool(row["predicted_invariant"])
-            mismatch[i, j] = not bool(row["matches_prediction"])
-            if "invariant_model_eps" in row and "invariant" in row:
-                flip[i, j] = bool(row["invariant_model_eps"]) != bool(row["invariant"])
-    return value, pred, mismatch, flip
+def _cells(sym: pd.DataFrame, a: float, rows, cols) -> pd.DataFrame:
+    """One row per map cell of scale ``a`` (rows x columns of the map), with its log10
+    change (floored), and whether it was predicted invariant, contradicts the
+    prediction, or flips with the model's own ε; NaN where there is no such layer."""
+    cells = sym[np.isclose(sym["scale"], a)].assign(
+        log=lambda f: np.log10(f["rel_change"].astype(float).clip(lower=1e-300)).clip(LOG_FLOOR),
+        mismatch=lambda f: ~f["matches_prediction"].astype(bool),
+        flip=lambda f: (f["invariant_model_eps"] != f["invariant"]) if "invariant_model_eps" in f
+        else False)
+    index = pd.MultiIndex.from_tuples(rows, names=["arch", "mode"])
+    columns = pd.MultiIndex.from_tuples(cols, names=["transform", "layer_index"])
+    return {name: cells.pivot_table(index=["arch", "mode"], columns=["transform", "layer_index"],
+                                    values=name, aggfunc="first").reindex(index=index,
+                                                                         columns=columns)
+            for name in ("log", "predicted_invariant", "mismatch", "flip")}
 
 
 def _heatmap(ax, sym, a, rows, cols, col_names, cmap, norm):
-    value, pred, mismatch, flip = _cells(sym, a, rows, cols)
+    cells = _cells(sym, a, rows, cols)
     ax.set_facecolor("#e6e6e6")
-    mesh = ax.pcolormesh(np.ma.masked_invalid(value), cmap=cmap, norm=norm,
-                         edgecolors="white", linewidth=0.6)
-    rr, cc = np.nonzero(pred)
+    sns.heatmap(cells["log"], mask=cells["log"].isna(), cmap=cmap, norm=norm, cbar=False,
+                linewidths=0.6, linecolor="white", ax=ax)
+    mesh = ax.collections[-1]
+    marks = {k: np.nonzero(cells[k].fillna(False).astype(bool).to_numpy())
+             for k in ("predicted_invariant", "mismatch", "flip")}
+    rr, cc = marks["predicted_invariant"]
     ax.scatter(cc + 0.5, rr + 0.5, s=20, facecolors="none", edgecolors="black",
                linewidths=0.8, zorder=3)
-    for r, c in zip(*np.nonzero(mismatch)):
+    for r, c in zip(*marks["mismatch"]):
         ax.add_patch(Rectangle((c + 0.07, r + 0.07), 0.86, 0.86, fill=False,
                                edgecolor="black", linewidth=2.0, zorder=4, gid="mismatch"))
-    for r, c in zip(*np.nonzero(flip)):
+    for r, c in zip(*marks["flip"]):
         ax.text(c + 0.84, r + 0.32, "ε", ha="center", va="center", fontsize=6.5, zorder=5)
     n_modes = sym.groupby("arch")["mode"].nunique().to_dict()
-    ax.set_xlim(0, len(cols))
-    ax.set_ylim(len(rows), 0)
-    ax.set_xticks(np.arange(len(cols)) + 0.5, col_names)
+    ax.set_xticks(np.arange(len(cols)) + 0.5, col_names, rotation=0)
     ax.set_yticks(np.arange(len(rows)) + 0.5,
-                  [_row_label(arch, m, n_modes.get(arch, 1)) for arch, m in rows])
+                  [_row_label(arch, m, n_modes.get(arch, 1)) for arch, m in rows], rotation=0)
+    ax.set(xlabel="", ylabel="", title=f"a = {a:g}  ({'shrink' if a < 1 else 'grow'} by "
+                                          f"{max(a, 1 / a):g}×)")
     style.colour_ticklabels(ax.get_yticklabels(), [arch for arch, _ in rows])
     ax.tick_params(length=0, labelsize=mpl.rcParams["xtick.labelsize"] * 0.9)
     ax.tick_params(axis="x", labelbottom=True)
-    ax.set_title(f"a = {a:g}  ({'shrink' if a < 1 else 'grow'} by {max(a, 1 / a):g}×)")
-    for spine in ax.spines.values():
-        spine.set_visible(False)
     return mesh
 
 
@@ -154,7 +153,9 @@ def draw(tables, claims: ClaimsView):
     scales = sorted(sym_all["scale"].unique()) if "scale" in sym_all else []
     nrows = max(math.ceil(len(scales) / 2), 1)
     n_map_rows = max(len(_rows(sub)) if len(sub) else 1 for _, (sub,) in blocks)
-    cv = style.canvas(8.8, 0.25 + nrows * (0.75 + 0.2 * n_map_rows), len(blocks), 1, 1)
+    cv = style.canvas(8.8, 0.25 + nrows * (0.75 + 0.2 * n_map_rows), len(blocks), style.Header(
+        claims, FIGURE.claims, FIGURE.title, blocks[0][0] if len(blocks) == 1 else ""),
+        _legend_handles())
     default_tol = float(sym_all["tol"].iloc[0]) if "tol" in sym_all and len(sym_all) \
         else SYMMETRY_TOL
     tol = claims.tolerance("c1_invariant", default_tol)
@@ -166,7 +167,4 @@ def draw(tables, claims: ClaimsView):
     for (label_text, (sym,)), target in zip(blocks, cv.blocks):
         _draw_block(target, sym, scales, cmap, norm, tol, tol_changed, vmax)
         style.setting_title(target, blocks, label_text)
-    cv.legend(_legend_handles(), ncol=4)
-    style.header(cv, claims, FIGURE.claims, FIGURE.title,
-                 blocks[0][0] if len(blocks) == 1 else "")
     return cv.fig
