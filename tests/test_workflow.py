@@ -25,8 +25,11 @@ TINY = {
     "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9,
                             "lr_grid": [0.1]}},
     "matched_pairs": [],
-    "training": {"epochs": 2, "batch_size": 64, "eval_every": 1, "final_evals": 2},
-    "claims": {"weight_decay": 1e-2},
+    "training": {"epochs": 2, "batch_size": 64, "eval_every": 1, "final_evals": 2,
+                 "lr_schedule": "cosine", "lr_decay_fraction": 0.5},
+    "claims": {"weight_decay": 1e-2, "stability": {"resamples": 20}},
+    # C9: a constant learning rate trains beside the grid, in its slabs
+    "protocols": {"constant_lr": {"lr_schedule": "constant", "changes": "constant LR"}},
     "gradient_identity": {"steps": 20, "lr": 0.05},
     "equivalence_probe": {"steps": 30},
     "device": "auto",
@@ -88,28 +91,40 @@ def copy_of(finished, tmp_path) -> Path:
 
 def test_outputs_of_the_default_targets(finished):
     claims = json.loads((finished / "results" / "claims.json").read_text())
-    assert sorted(claims["verdicts"]) == [f"C{i}" for i in range(1, 9)]
-    assert claims["answer"]
+    assert sorted(claims["verdicts"]) == [f"C{i}" for i in range(1, 10)]
+    assert claims["answer"] and all("stability" in c for c in claims["claims"])
     markdown = (finished / "results" / "CLAIMS.md").read_text()
-    assert all(f"C{i}" in markdown for i in range(1, 9))
+    assert all(f"C{i}" in markdown for i in range(1, 10))
     # C8 tuned both arms over the two learning rates on the validation split
     tuned = next(c for c in claims["claims"] if c["id"] == "C8")["measured"]["per_arch"]
-    assert set(tuned) == {"ln", "plain"} and tuned["ln"]["n_pairs"] == len(TINY["seeds"])
-    assert len(tuned["ln"]["candidates"]) == 4
+    assert set(tuned) == {"digits/sgdm/ln", "digits/sgdm/plain"}
+    assert tuned["digits/sgdm/ln"]["n_pairs"] == len(TINY["seeds"])
+    assert len(tuned["digits/sgdm/ln"]["candidates"]) == 4
     runs = pd.read_csv(finished / "results" / "tables" / "runs.csv")
     assert runs["val_acc"].notna().all() and set(runs["lr"]) == {0.05, 0.1}
+    assert set(runs["protocol"]) == {"main", "constant_lr"}
+    assert set(runs.loc[runs["protocol"] == "constant_lr", "lr_schedule"]) == {"constant"}
+    c9 = next(c for c in claims["claims"] if c["id"] == "C9")["measured"]["per_protocol"]
+    assert set(c9) == {"main", "constant_lr"} and set(c9["constant_lr"]["per_arch"]) == {
+        "ln", "plain"}
+    history = pd.read_csv(finished / "results" / "tables" / "history.csv")
+    per_run = history.groupby(["arch", "run_id"]).size()
+    assert per_run.min() >= 3 and len(per_run) == len(runs)  # every run, every evaluation
+    effects = pd.read_csv(finished / "results" / "tables" / "effects.csv")
+    assert {"C6", "C8", "C9"} <= set(effects["claim"])
     for name in ("runs", "dynamics", "penalty", "symmetry", "gradient_identity",
-                 "equivalence_probe"):
+                 "equivalence_probe", "history", "effects"):
         assert (finished / "results" / "tables" / f"{name}.csv").stat().st_size > 0
-    for figure in ("symmetry_map", "accuracy_vs_wd", "mechanism"):
+    for figure in ("symmetry_map", "accuracy_vs_wd", "mechanism", "protocols"):
         assert (finished / "figures" / f"{figure}.png").stat().st_size > 1000
         assert (finished / "results" / "notebooks" / f"{figure}.ipynb").exists()
     for arch in TINY["architectures"]:
         slab = finished / "results" / "runs" / "digits" / "sgdm" / arch
         members = json.loads((slab / "slab.json").read_text())["members"]
-        # every run kind of the architecture in its one slab: 2 lr × 2 λ, and the
-        # 3 equivalents at each lr where there is a symmetry to follow (ln, not plain)
-        assert len(members) == len(TINY["seeds"]) * (10 if arch == "ln" else 4)
+        # every run kind of the architecture in its one slab: 2 lr × 2 λ, the 3
+        # equivalents at the optimiser's lr where there is a symmetry to follow (ln, not
+        # plain), and the constant-LR protocol's 2 λ
+        assert len(members) == len(TINY["seeds"]) * (9 if arch == "ln" else 6)
         for run in members:
             assert (slab / run / "MANIFEST.sha256").exists()
     train_log = (finished / "results/logs/train/digits/sgdm/ln.log").read_text()
@@ -189,7 +204,7 @@ def test_corrupt_prepared_data_stops_before_any_job(copy_of):
     assert "digits.pt" in output and "sha256" in output and "snakemake" in output
     assert "rule train_slab" not in output  # no job started
     after = sorted(p.relative_to(copy_of) for p in copy_of.glob("results/runs/**/MANIFEST.sha256"))
-    assert after == before and len(before) == len(TINY["seeds"]) * 14
+    assert after == before and len(before) == len(TINY["seeds"]) * 15
 
 
 def test_re_preparing_identical_data_leaves_nothing_to_do(copy_of):

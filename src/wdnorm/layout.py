@@ -19,6 +19,9 @@ layout is written down once::
     results/tables/*.csv                     tidy tables (evaluation stage)
     results/claims.json, results/CLAIMS.md   verdicts
     results/notebooks/*.ipynb                executed figure notebooks
+    results/captions/*.rst, results/report/  the report's captions and pages
+    results/logs/                            every job's log
+    figures/{figure}.{png,pdf}               the figures
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class Layout:
 
     results: Path = Path("results")
     data: Path = Path("data")
+    figures: Path = Path("figures")
 
     def raw_dir(self, dataset: str) -> Path:
         return self.data / "raw" / dataset
@@ -98,6 +102,22 @@ class Layout:
 
     def table(self, name: str) -> Path:
         return self.results / "tables" / f"{name}.csv"
+
+    def figure(self, name: str, ext: str) -> Path:
+        return self.figures / f"{name}.{ext}"
+
+    def notebook(self, name: str) -> Path:
+        return self.results / "notebooks" / f"{name}.ipynb"
+
+    def caption(self, name: str) -> Path:
+        return self.results / "captions" / f"{name}.rst"
+
+    def report_page(self, name: str) -> Path:
+        return self.results / "report" / name
+
+    @property
+    def logs(self) -> Path:
+        return self.results / "logs"
 
     @property
     def claims(self) -> Path:

@@ -74,7 +74,7 @@ ARCHS = CONFIG["architectures"]
 OPTIMISERS = list(CONFIG["optimisers"])
 # Every (data, optimiser, arch) slab some protocol trains in (wdnorm.protocols).
 SLABS = protocols.slabs(CONFIG)
-LOGS = Path("results/logs")
+LOGS = LAYOUT.logs
 
 
 wildcard_constraints:
@@ -98,7 +98,7 @@ def tables_to_aggregate(name):
 
 
 def figure_outputs():
-    return expand("figures/{figure}.{ext}", figure=FIGURES, ext=CONFIG["figures"]["formats"])
+    return [LAYOUT.figure(f, ext) for f in FIGURES for ext in CONFIG["figures"]["formats"]]
 
 
 # -- figures: each figure's inputs, code and report labels from its registry record

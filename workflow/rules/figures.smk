@@ -13,31 +13,19 @@ localrules:
     verdict_table,
 
 
-def written_by_a_rule(path):
-    return any(rule.is_producer(path) for rule in workflow.rules)
-
-
-def drawable_inputs(wildcards):
-    """figure_inputs without the tables no rule of this workflow writes (the protocols
-    figure's effects.csv until the claims step writes it): the figure reads such a table
-    as empty and says so, instead of the whole workflow stopping at a missing input."""
-    return {name: path for name, path in figure_inputs(wildcards).items()
-            if name == "claims" or written_by_a_rule(path)}
-
-
 rule figure:
     input:
-        unpack(drawable_inputs),
+        unpack(figure_inputs),
     output:
         report(
-            "figures/{figure}.png",
+            LAYOUT.figure("{figure}", "png"),
             caption="../report/figure.rst",
             category="Figures",
             labels=figure_labels,
         ),
-        [f"figures/{{figure}}.{ext}" for ext in FIGURE_FORMATS[1:]],
-        notebook="results/notebooks/{figure}.ipynb",
-        caption="results/captions/{figure}.rst",
+        [LAYOUT.figure("{figure}", ext) for ext in FIGURE_FORMATS[1:]],
+        notebook=LAYOUT.notebook("{figure}"),
+        caption=LAYOUT.caption("{figure}"),
     params:
         dpi=CONFIG["figures"]["dpi"],
         formats=FIGURE_FORMATS,
@@ -60,10 +48,10 @@ rule verdict_table:
     input:
         claims=LAYOUT.claims,
     output:
-        front="results/report/front.rst",
-        verdicts=report("results/report/verdicts.html", category="Verdicts",
+        front=LAYOUT.report_page("front.rst"),
+        verdicts=report(LAYOUT.report_page("verdicts.html"), category="Verdicts",
                         labels={"page": "verdict table"}),
-        configuration=report("results/report/configuration.html", category="Configuration",
+        configuration=report(LAYOUT.report_page("configuration.html"), category="Configuration",
                              labels={"page": "configuration (YAML)"}),
     params:
         code=script_code("verdict_table.py"),

@@ -1,14 +1,12 @@
 """Thin adapter: snakemake object -> papermill run of workflow/notebooks/{figure}.ipynb.
 
 The notebook draws the figure from exactly the tables its registry record names (the
-rule's inputs, by table name; a table no rule writes is not an input, and its path reads
-as an empty table), writes figures/{figure}.{fmt} and the caption the report shows; the
-executed notebook is kept beside the figures' code in results/notebooks/."""
+rule's inputs, by table name), writes figures/{figure}.{fmt} and the caption the report
+shows; the executed notebook is kept beside the figures' code in results/notebooks/."""
 from pathlib import Path
 
 from wdnorm import notebooks
 from wdnorm.figures import registry
-from wdnorm.layout import Layout
 from wdnorm.logs import setup_logging
 
 setup_logging(snakemake.log[0])
@@ -19,8 +17,7 @@ template = Path(snakemake.scriptdir).parent / "notebooks" / f"{record.name}.ipyn
 notebooks.execute(
     template, snakemake.output.notebook,
     # relative paths, resolved in the workflow directory (the notebook's cwd)
-    parameters=dict(table_paths={name: snakemake.input.get(name, str(Layout().table(name)))
-                                 for name in record.tables},
+    parameters=dict(table_paths={name: snakemake.input[name] for name in record.tables},
                     claims_path=snakemake.input.claims,
                     output_stem=str(Path(figure_files[0]).with_suffix("")),
                     caption_path=snakemake.output.caption,

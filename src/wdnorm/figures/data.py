@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..claims.stats import hodges_lehmann
+from ..frames import as_bool, read_table
 
 GRID_KIND = "grid"
 #: Run kinds in arm order (wdnorm.engine.Member.kind).
@@ -33,13 +34,8 @@ CI_LEVEL = 0.95
 def read_tables(paths: Mapping[str, str | Path]) -> dict[str, pd.DataFrame]:
     """{name: DataFrame} from {name: csv path}; an empty or missing file is an empty
     table (the figure then draws a "no data" panel)."""
-    tables = {}
-    for name, path in paths.items():
-        try:
-            tables[name] = pd.read_csv(path)
-        except (FileNotFoundError, pd.errors.EmptyDataError):
-            tables[name] = pd.DataFrame()
-    return tables
+    return {name: read_table(path) if Path(path).is_file() else pd.DataFrame()
+            for name, path in paths.items()}
 
 
 def with_columns(frame: pd.DataFrame, *names: str) -> pd.DataFrame:
@@ -66,13 +62,6 @@ def hl_interval(values) -> tuple[float, float]:
     (the bounds are infinite there: nothing to draw)."""
     _, lo, hi = hodges_lehmann(values, CI_LEVEL)
     return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else (math.nan, math.nan)
-
-
-def as_bool(series: pd.Series) -> pd.Series:
-    """Booleans read back from CSV (True/False, 'True'/'False', 1/0)."""
-    if series.dtype == bool:
-        return series
-    return series.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0", "yes"))
 
 
 def column(frame: pd.DataFrame, name: str, default) -> pd.Series:

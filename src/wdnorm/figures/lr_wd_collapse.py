@@ -14,7 +14,8 @@ from matplotlib.lines import Line2D
 
 from . import panels, style
 from .claims_view import ClaimsView
-from .data import GRID_KIND, as_bool, column, grid_lr, kinds, main_protocol, paired, settings
+from ..frames import as_bool
+from .data import GRID_KIND, column, grid_lr, kinds, main_protocol, paired, settings
 from .registry import get
 
 FIGURE = get("lr_wd_collapse")

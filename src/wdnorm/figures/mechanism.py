@@ -14,7 +14,8 @@ from matplotlib.lines import Line2D
 
 from . import panels, style
 from .claims_view import ClaimsView
-from .data import EQUIVALENT_KINDS, GRID_KIND, as_bool, column, equivalent_weight_decays, \
+from ..frames import as_bool
+from .data import EQUIVALENT_KINDS, GRID_KIND, column, equivalent_weight_decays, \
     grid_lr, kinds, main_protocol, paired, settings, with_columns
 from .registry import get
 

@@ -13,7 +13,8 @@ from matplotlib.lines import Line2D
 
 from . import panels, style
 from .claims_view import ClaimsView
-from .data import as_bool, column, grid_runs, main_protocol, settings, sorted_unique
+from ..frames import as_bool
+from .data import column, grid_runs, main_protocol, settings, sorted_unique
 from .registry import get
 
 FIGURE = get("norm_dynamics")

@@ -24,16 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
     import pandas as pd
 
-#: Modules every figure's code runs through (their source is part of each figure's code
-#: hash; paths relative to src/wdnorm, without .py, as wdnorm.provenance.source_hash takes).
-SHARED_MODULES = ("archs", "fileio", "notebooks", "claims/stats", "figures/__init__",
-                  "figures/registry", "figures/claims_view", "figures/report", "figures/style",
-                  "figures/data", "figures/panels")
-#: Modules the report's verdict table runs through (the verdict_table rule's code hash).
-REPORT_MODULES = ("archs", "fileio", "figures/__init__", "figures/registry",
-                  "figures/claims_view", "figures/report")
-
-
 @dataclass(frozen=True)
 class Figure:
     name: str                    # figures/{name}.{png,pdf}, workflow/notebooks/{name}.ipynb
@@ -47,10 +37,6 @@ class Figure:
              claims: ClaimsView | None = None) -> "matplotlib.figure.Figure":
         module = importlib.import_module(f"{__package__}.{self.module}")
         return module.draw(tables, claims if claims is not None else ClaimsView())
-
-    @property
-    def code_modules(self) -> tuple[str, ...]:
-        return (*SHARED_MODULES, f"figures/{self.module}")
 
     def caption_text(self, claims: ClaimsView | None = None) -> str:
         """The caption with each claim's test and n from claims.json ("n/a" without)."""

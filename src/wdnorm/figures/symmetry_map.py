@@ -17,7 +17,8 @@ from matplotlib.patches import Patch, Rectangle
 
 from . import panels, style
 from .claims_view import ClaimsView
-from .data import as_bool, settings, with_columns
+from ..frames import as_bool
+from .data import settings, with_columns
 from .registry import get
 
 FIGURE = get("symmetry_map")
