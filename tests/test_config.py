@@ -148,3 +148,64 @@ def test_snakemake_refuses_bad_config_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "'mlp'" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+def _dry_run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                           "-d", str(workdir), "--cores", "1", "-n", *args],
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize("change, needles", [
+    ({"training": {"batch_size": 4096}}, ("training.batch_size=4096", "2000 training")),
+    ({"n_train": 3000}, ("n_train=3000 + n_validation=2000", "has 4000")),
+    ({"mnist1d": {"num_samples": 20, "train_split": 0.01}}, ("mnist1d", "0 training examples")),
+    ({"protocols": {"big": {"n_train": 4000}}}, ("n_train=4000 + n_validation=2000",
+                                                  "data mnist1d-big")),
+    ({"protocols": {"main": {"lr_schedule": "constant"}}}, ("'main' is the name",)),
+    ({"protocols": {"again": {"lr_schedule": "cosine"}}}, ("trains the same runs",)),
+    ({"protocols": {"x": {"dataset": "imagenet"}}}, ("protocols.x.dataset", "imagenet")),
+])
+def test_impossible_combinations_fail_naming_the_keys(config, change, needles):
+    for key, value in change.items():
+        config[key] = {**config[key], **value} if isinstance(config.get(key), dict) else value
+    _fails(config, *needles)
+
+
+def test_config_list_overrides_are_coerced_to_the_schema():
+    """snakemake --config seeds=[0,1,2] passes the list items as strings."""
+    coerced = config_schema.coerce({"seeds": ["0", "1"], "weight_decays": ["0.0", "3e-3"],
+                                    "architectures": ["ln"], "training": {"epochs": "3"},
+                                    "compile": "false", "n_train": "null"})
+    assert coerced == {"seeds": [0, 1], "weight_decays": [0.0, 0.003], "architectures": ["ln"],
+                       "training": {"epochs": 3}, "compile": False, "n_train": None}
+    assert config_schema.coerce({"seeds": ["x"]}) == {"seeds": ["x"]}  # validation names it
+
+
+def test_overrides_on_the_command_line_change_what_would_run(tmp_path):
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    for override in (["seeds=[0,1,2]"], ["weight_decays=[0.0,0.003]", "protocols={}"],
+                     ["architectures=[ln,res]", "protocols={}"]):
+        proc = _dry_run(tmp_path, "--config", *override)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out[-2000:]
+        assert "train_slab" in out
+    two = _dry_run(tmp_path, "--config", "architectures=[ln,res]", "protocols={}")
+    jobs = [line for line in (two.stdout + two.stderr).splitlines()
+            if line.strip().startswith("train_slab")]
+    assert jobs and jobs[0].split()[-1] == "2"  # two slabs, not eight
+
+
+def test_a_yaml_error_names_the_file_and_the_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("seeds: [0, 1\nweight_decays: [0.0]\n")
+    proc = _dry_run(tmp_path)
+    assert proc.returncode != 0
+    assert "config.yaml, line 2" in proc.stdout + proc.stderr
+
+
+def test_the_workflow_lints_clean():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                           "-d", str(REPO), "--lint"], capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Congratulations" in proc.stdout + proc.stderr
