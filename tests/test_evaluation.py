@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from wdnorm import fileio, models
+from wdnorm import fileio, models, runs
+from wdnorm.engine import Member, OptimiserConfig, SlabConfig, train_slab
 from wdnorm.data import Prepared
 from wdnorm.layout import Layout, run_id
 from wdnorm.probes.gradient_identity import gradient_identity_table, identity_columns
@@ -413,3 +414,34 @@ def test_aggregate(tmp_path):
     assert aggregate([]).empty
     empty = aggregate([tmp_path / "c.csv"])
     assert empty.empty and list(empty.columns) == ["x", "y"]
+
+
+# ------------------------------------------------------------------ run status
+
+def test_finite_but_broken_runs_are_diverged():
+    """A loss that stays finite is not a healthy run: above chance level (ln C) or with
+    an overflowing norm it is ``diverged`` (an outcome, counted), never ``ok``."""
+    assert "above chance" in runs.broken({"train_loss": 2.66}, 10, [1.0, 1.0])
+    assert "overflows" in runs.broken({"train_loss": 0.5}, 10, [1.0, 1e22])
+    assert "not finite" in runs.broken({"train_loss": None}, 10, [1.0])
+    assert runs.broken({"train_loss": 0.5}, 10, [1.0, 2.0]) is None
+    assert runs.member_status(False, None, 10, "above chance") == "diverged"
+    assert runs.member_status(False, 500.0, 10, None) == "ok"
+
+
+def test_a_slab_at_an_absurd_learning_rate_has_no_healthy_broken_runs(prepared):
+    cfg = SlabConfig(arch="plain", d_in=D, width=WIDTH, depth=DEPTH, n_classes=C, epochs=3,
+                     batch_size=16, eval_every=1, final_evals=1,
+                     optimiser=OptimiserConfig("sgd", momentum=0.9))
+    members = [Member(5.0, 0.0, s) for s in range(4)]
+    result = train_slab(cfg, members, prepared.x_train, prepared.y_train, prepared.x_test,
+                        prepared.y_test)
+    broken_but_finite = 0
+    for i in range(len(members)):
+        m = runs.member_metrics(result, i, dataset=DATASET, optimiser=OPTIMISER,
+                                final_evals=1, collapse_ratio=10)
+        loss = m["final"]["train_loss"]
+        healthy = loss is not None and loss <= math.log(C)
+        assert (m["status"] == "ok") == healthy, (m["status"], loss)
+        broken_but_finite += m["diverged_step"] is None and m["status"] == "diverged"
+    assert broken_but_finite  # the case the status exists for: a finite, broken run

@@ -57,11 +57,32 @@ def min_var_ratio(history: dict, k: int) -> float | None:
     return _finite_or_none(np.nanmin(ratios.mean(0)))
 
 
-def member_status(diverged: bool, var_ratio: float | None, collapse_ratio: float) -> str:
-    """``diverged`` (a non-finite loss; frozen from then on), ``collapsed`` (the norms'
-    input variance fell into the ε floor: below ``collapse_ratio`` × ε, where the
-    output scale is already ≥ ~5% off the scale-free one) or ``ok``."""
-    if diverged:
+#: A squared parameter norm beyond this is an overflowing run, finite or not.
+NORM_OVERFLOW = 1e20
+
+
+def broken(final: dict, n_classes: int, sq_norm_last) -> str | None:
+    """Why a run whose loss stayed finite is broken all the same, or None: its final
+    training loss is not finite or is above chance level (ln C: worse than predicting
+    the uniform distribution), or a layer's squared norm overflows."""
+    loss = final.get("train_loss")
+    if loss is None or not math.isfinite(loss):
+        return "final training loss not finite"
+    if loss > math.log(n_classes):
+        return f"final training loss {loss:.3g} above chance level ln {n_classes}"
+    sq = np.asarray(sq_norm_last, dtype=np.float64)
+    if sq.size and not (np.isfinite(sq).all() and sq.max() < NORM_OVERFLOW):
+        return f"a layer's squared norm overflows ({sq.max():.3g})"
+    return None
+
+
+def member_status(diverged: bool, var_ratio: float | None, collapse_ratio: float,
+                  broken_because: str | None = None) -> str:
+    """``diverged`` (a non-finite loss, frozen from then on, or a run :func:`broken`
+    otherwise), ``collapsed`` (the norms' input variance fell into the ε floor: below
+    ``collapse_ratio`` × ε, where the output scale is already ≥ ~5% off the scale-free
+    one) or ``ok``."""
+    if diverged or broken_because:
         return "diverged"
     if var_ratio is not None and var_ratio < collapse_ratio:
         return "collapsed"
@@ -82,6 +103,8 @@ def member_metrics(result: SlabResult, i: int, *, dataset: str, optimiser: str,
     final = final_metrics(history, k, cfg.n_classes, diverged >= 0)
     last = final_metrics(history, 1, cfg.n_classes, diverged >= 0)
     k_final = result.trace["k"][-1, i] if "k" in result.trace else None
+    sq_last = result.trace["sq_norm"][-1, i] if "sq_norm" in result.trace else []
+    why_broken = None if diverged >= 0 else broken(final, cfg.n_classes, sq_last)
     return {
         "run_id": member.run_id, "kind": member.kind, "dataset": dataset,
         "optimiser": optimiser, "arch": cfg.arch, "lr": member.lr, "grid_lr": grid_lr,
@@ -89,7 +112,8 @@ def member_metrics(result: SlabResult, i: int, *, dataset: str, optimiser: str,
         "lr_schedule": member.lr_schedule, "lr_decay_fraction": member.lr_decay_fraction,
         "protocol": member.protocol, "n_train": n_train,
         "reference": None if member.kind == "grid" else member.reference.run_id,
-        "status": member_status(diverged >= 0, ratio, collapse_ratio),
+        "status": member_status(diverged >= 0, ratio, collapse_ratio, why_broken),
+        "broken": why_broken,
         "diverged_step": diverged if diverged >= 0 else None,
         "steps": int(result.trace["loss"].shape[0]),
         "layers": models.layer_names(cfg.arch, cfg.depth), "n_classes": cfg.n_classes,

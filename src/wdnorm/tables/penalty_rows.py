@@ -3,8 +3,8 @@ curve run only), from the trained ``model.pt`` of each run.
 
 Settings that keep a slab to seconds on one core (measured on the default grid):
 
-* the invariant groups are measured once per slab (an architecture's property) on the
-  first run with a model;
+* the invariant groups are measured on every run's own trained model (a run with dead
+  ReLUs can lose or gain a symmetry its architecture predicts: no run speaks for another);
 * the train loss is evaluated on at most :data:`PENALTY_MAX_ROWS` training rows (a fixed
   seeded subset; the full set when smaller);
 * the bisection on log a takes :data:`PENALTY_BISECT` steps on [1e-4, 1] (the scale to
@@ -125,7 +125,6 @@ def penalty_rows(grid_runs: list[tuple[Path, dict]], x: torch.Tensor, y: torch.T
                  n_bisect: int = PENALTY_BISECT) -> tuple[list[dict], list[dict]]:
     """Penalty and curve rows of a slab's grid runs (``(run_dir, metrics)`` pairs)."""
     curve_id = curve_run([m for _, m in grid_runs], curve_weight_decay)
-    groups: tuple[list[int], str] | None = None
     pen_rows, curve_rows = [], []
     for run_dir, metrics in grid_runs:
         ident = run_identity(metrics, matched_pairs)
@@ -134,7 +133,7 @@ def penalty_rows(grid_runs: list[tuple[Path, dict]], x: torch.Tensor, y: torch.T
             pen_rows.append(row)
             continue
         model = runs.load_model(run_dir, metrics)
-        groups = groups or invariant_groups(model, x)
+        groups = invariant_groups(model, x)
         res, curve = penalty_removal(model, x, y, groups[0], n_bisect=n_bisect,
                                      curve=row["run_id"] == curve_id)
         # one factor a shrinks every group, so their own penalty ratio is exactly a²;
