@@ -45,7 +45,7 @@ def _assert_same_slab(a: Path, b: Path) -> None:
 RESUME = {**TINY, "architectures": ["ln"], "seeds": [0, 1], "n_validation": 0,
           "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9}},
           "training": {"epochs": 25, "batch_size": 64, "eval_every": 5},
-          "checkpoint": {"every_steps": 1}}
+          "checkpoint": {"every_steps": 1}, "protocols": {}}
 SLAB = "results/runs/digits/sgdm/ln/slab.json"
 
 

@@ -39,7 +39,8 @@ def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: s
     if checkpoint is not None:
         ckpt = Checkpointing(layout.checkpoint(dataset, optimiser_name, arch),
                              every_steps=checkpoint["every_steps"],
-                             every_seconds=60.0 * checkpoint["every_minutes"])
+                             every_seconds=60.0 * checkpoint["every_minutes"],
+                             code=provenance.training_code_hash() or "")
     started = time.perf_counter()
     with gpu.acquire_device(device_request, Path(lock_dir)) as (device, slot):
         log.info("slab %s/%s/%s: %d members (%s) on %s (slot %s), %d threads, compile %s",

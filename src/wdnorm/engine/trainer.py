@@ -30,6 +30,7 @@ class Checkpointing:
     path: Path
     every_steps: int = 1000
     every_seconds: float = 600.0
+    code: str = ""  # the training code's hash: a checkpoint of other code is not resumed
 
 
 @dataclass
@@ -93,8 +94,9 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
     length = cfg.epochs * steps_per_epoch
     total = length if max_steps is None else min(length, max_steps)
     st, hyper, plan, sched = prepare_slab(cfg, members, device, dtype, total, length)
-    key = slab_state.fingerprint(cfg.to_dict(), [m.run_id for m in members], total, data_id,
-                                 str(device))
+    # the run's length, not the steps to train now: a stopped run's checkpoint resumes
+    key = slab_state.fingerprint(cfg.to_dict(), [m.run_id for m in members], length, data_id,
+                                 str(device), checkpoint.code if checkpoint else "")
     if checkpoint is not None and slab_state.load_into(checkpoint.path, st, key):
         if log:
             log(f"resumed from checkpoint {checkpoint.path} at step {st.step} "
