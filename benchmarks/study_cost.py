@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from wdnorm import config as wdconfig, grid
+from wdnorm import config as wdconfig, grid, protocols, provenance
 from wdnorm.data import registry as datasets
-from wdnorm.engine import OptimiserConfig, SlabConfig
+from wdnorm.engine import SlabConfig
 
 ENGINE_JSON = Path(__file__).parent / "results" / "engine.json"
 
@@ -35,39 +35,35 @@ def merged(paths: list[str]) -> dict:
     return wdconfig.validate(out)
 
 
-def train_examples(name: str, config: dict) -> int:
-    """Examples a run trains on: n_train, else the split less the validation split."""
-    if config.get("n_train"):
-        return int(config["n_train"])
-    if name == "mnist1d":  # generated: its size is the generator's arguments
-        full = int(config["mnist1d"]["num_samples"] * config["mnist1d"]["train_split"])
-    else:
-        full = datasets.get(name).n_train_full
-    return full - int(config["n_validation"])
+def train_examples(variant) -> int:
+    """Examples a run of a data variant trains on: n_train, else the dataset's training
+    split (at its options) less the validation split."""
+    if variant.n_train:
+        return int(variant.n_train)
+    split = datasets.get(variant.dataset).train_split_size(variant.options)
+    return split - int(variant.n_validation)
 
 
 def study_size(config: dict) -> list[dict]:
-    """One row per dataset: slabs, runs, member-steps, PFLOP (forward + backward)."""
-    rows = []
-    training, model = config["training"], config["model"]
-    for name in config["datasets"]:
-        record = datasets.get(name)
-        d_in = math.prod(record.input_shape)
-        steps = training["epochs"] * (train_examples(name, config) // training["batch_size"])
-        row = dict(dataset=name, slabs=0, runs=0, member_steps=0, pflop=0.0, steps=steps)
-        for optimiser in config["optimisers"]:
-            for arch in config["architectures"]:
-                members = len(grid.slab_members(config, optimiser, arch))
-                cfg = SlabConfig(arch=arch, d_in=d_in, width=model["width"],
-                                 depth=model["depth"], n_classes=record.n_classes,
-                                 optimiser=OptimiserConfig("sgd"))
-                weights = sum(m.weight.numel() for m in cfg.build_model().linears)
-                row["slabs"] += 1
-                row["runs"] += members
-                row["member_steps"] += members * steps
-                row["pflop"] += 6 * training["batch_size"] * weights * members * steps / 1e15
-        rows.append(row)
-    return rows
+    """One row per data variant (a dataset, or a C9 protocol's other data): slabs, runs,
+    member-steps, PFLOP (forward + backward of the linear layers)."""
+    rows: dict[str, dict] = {}
+    variants = protocols.data_variants(config)
+    for data, optimiser, arch in protocols.slabs(config):
+        variant = variants[data]
+        settings = provenance.training_values(config, data, optimiser)
+        d_in = math.prod(datasets.get(variant.dataset).input_shape)
+        cfg = SlabConfig.from_settings(arch, {"d_in": d_in, "n_classes": 10}, settings)
+        steps = cfg.epochs * (train_examples(variant) // cfg.batch_size)
+        members = len(grid.slab_members(config, data, optimiser, arch))
+        weights = sum(m.weight.numel() for m in cfg.build_model().linears)
+        row = rows.setdefault(data, dict(dataset=data, slabs=0, runs=0, member_steps=0,
+                                         pflop=0.0, steps=steps))
+        row["slabs"] += 1
+        row["runs"] += members
+        row["member_steps"] += members * steps
+        row["pflop"] += 6 * cfg.batch_size * weights * members * steps / 1e15
+    return list(rows.values())
 
 
 def measured_cpu_gflops(width: int) -> float | None:
@@ -92,13 +88,13 @@ def main() -> None:
     config = merged(args.configs)
     rows = study_size(config)
     cpu_gflops = args.cpu_gflops or measured_cpu_gflops(config["model"]["width"])
-    print(f"{'dataset':<14}{'slabs':>6}{'runs':>7}{'steps/run':>11}{'member-steps':>14}"
+    print(f"{'data':<28}{'slabs':>6}{'runs':>7}{'steps/run':>11}{'member-steps':>14}"
           f"{'PFLOP':>9}")
     for r in rows:
-        print(f"{r['dataset']:<14}{r['slabs']:>6}{r['runs']:>7}{r['steps']:>11}"
+        print(f"{r['dataset']:<28}{r['slabs']:>6}{r['runs']:>7}{r['steps']:>11}"
               f"{r['member_steps']:>14.3g}{r['pflop']:>9.3g}")
     runs, pflop = sum(r["runs"] for r in rows), sum(r["pflop"] for r in rows)
-    print(f"{'total':<14}{sum(r['slabs'] for r in rows):>6}{runs:>7}{'':>11}"
+    print(f"{'total':<28}{sum(r['slabs'] for r in rows):>6}{runs:>7}{'':>11}"
           f"{sum(r['member_steps'] for r in rows):>14.3g}{pflop:>9.3g}")
     if cpu_gflops:
         hours = pflop * 1e6 / cpu_gflops / 3600
