@@ -198,3 +198,26 @@ def test_the_training_code_is_what_the_training_imports():
             "wdnorm.runs"} <= files
     assert "wdnorm.claims" not in files and "wdnorm.figures" not in files
     assert provenance.training_code_hash() is not None
+
+
+def test_outputs_load_tables_claims_and_a_model(tmp_path):
+    """The documented API (wdnorm.outputs) reads what the pipeline writes."""
+    from wdnorm import fileio, outputs, runs
+    from wdnorm.engine import Member, OptimiserConfig, SlabConfig, train_slab
+    from wdnorm.layout import Layout
+
+    layout = Layout(results=tmp_path)
+    fileio.write_csv(layout.table("runs"), __import__("pandas").DataFrame({"test_acc": [0.5]}))
+    fileio.write_json(layout.claims, {"verdicts": {"C6": "refuted"}})
+    cfg = SlabConfig(arch="ln", d_in=4, width=4, depth=1, n_classes=2, epochs=1, batch_size=8)
+    member = Member(0.1, 0.0, 0)
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    result = train_slab(cfg, [member], x, y, x, y)
+    metrics = runs.member_metrics(result, 0, dataset="d", optimiser="o", final_evals=1,
+                                  collapse_ratio=10)
+    runs.write_run(layout.run_dir("d", "o", "ln", member.run_id), metrics,
+                   runs.member_trace(result, 0), result.state_dict(0), {})
+    assert outputs.load_tables(tmp_path)["runs"]["test_acc"].tolist() == [0.5]
+    assert outputs.load_claims(tmp_path)["verdicts"] == {"C6": "refuted"}
+    net = outputs.load_model(tmp_path, "d", "o", "ln", member.run_id)
+    assert not net.training and torch.allclose(net(x), result.module(0)(x))
