@@ -51,3 +51,23 @@ rule all:
     input:
         rules.claims.output,
         rules.figures.input,
+
+
+# The end of a run: the answer, the verdicts, where everything is, and where the time
+# went (from the jobs' logs).
+onsuccess:
+    from wdnorm import timing
+    from wdnorm.claims.render import closing_summary
+    from wdnorm.fileio import read_json
+
+    if LAYOUT.claims.exists():
+        print(closing_summary(read_json(LAYOUT.claims), {
+            "verdicts": f"{LAYOUT.claims_markdown} and {LAYOUT.claims}",
+            "tables": str(LAYOUT.table("runs").parent),
+            "figures": str(LAYOUT.figures),
+            "report": "snakemake --report report.html",
+        }))
+    _log = timing.latest_log(Path("."))
+    if _log is not None:
+        print("\nTime budget:\n" + timing.render(timing.budget(Path("."), _log)))
+

@@ -93,3 +93,16 @@ def render_markdown(result: Mapping) -> str:
     for name, meta in (result.get("inputs") or {}).items():
         lines.append(f"| `{meta['path']}` | {meta['rows']} | `{meta['sha256']}` |")
     return "\n".join(lines) + "\n"
+
+
+def closing_summary(result: Mapping, paths: Mapping[str, str]) -> str:
+    """What the end of a run prints: the question, the answer, one line per verdict
+    (fragile ones marked) and where the verdicts, tables, figures and report are."""
+    ans = result.get("answer") or {}
+    lines = [f"{ans.get('question', '')}", f"Answer: {ans.get('verdict', 'n/a')}. "
+             f"{ans.get('text', '')}", ""]
+    for x in result.get("claims") or []:
+        fragile = " (fragile)" if (x.get("stability") or {}).get("fragile") else ""
+        lines.append(f"  {x['id']} {x['verdict']}{fragile}: {x['title']}")
+    lines += [""] + [f"{name}: {where}" for name, where in paths.items()]
+    return "\n".join(lines)
