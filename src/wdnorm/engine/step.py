@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from .. import models
 from ..optimisers import Optimiser
-from .ops import StackedOps, member_view
+from .ops import TrainOps, member_view
 
 log = logging.getLogger("wdnorm")
 
@@ -40,13 +40,31 @@ class StepPlan:
     mimic: bool = False  # a member follows another's norms (Hoffer et al.)
 
 
+# the per-step trace of every member and linear layer, in the order the step returns it
+TRACE_KEYS = ("sq_norm", "grad_sq_norm", "cos_wg", "angle", "lr")
+
+
 def _loss(plan: StepPlan, params, buffers, x, y, eps):
-    ops = StackedOps(params, buffers, eps, "train", plan.batch_norm, plan.bn_momentum)
-    logits = models.forward(plan.arch, plan.depth, x, ops)
-    m = logits.shape[0]
-    losses = F.cross_entropy(logits.reshape(-1, plan.n_classes), y.reshape(-1),
-                             reduction="none").view(m, -1).mean(1)
+    """Sum over members of their mean cross-entropy on x [M, B, D], y [M, B]; the
+    forward runs feature-major (``TrainOps``), so the logits come out [M, C, B]."""
+    ops = TrainOps(params, buffers, eps, plan.batch_norm, plan.bn_momentum)
+    logits = models.forward(plan.arch, plan.depth, x.transpose(1, 2), ops)
+    losses = F.cross_entropy(logits, y, reduction="none").mean(1)
     return losses.sum(), (losses.detach(), ops.new_buffers)
+
+
+def _gradients(loss, params: dict):
+    """(d loss / d params, aux) of ``loss(params) -> (value, aux)``. Under
+    ``torch.compile``, ``torch.func.grad`` (traced into the graph); eagerly, plain
+    autograd, which runs the ops' hand-written backward without functorch's per-call
+    Python overhead (3x slower steps on small slabs)."""
+    if torch.compiler.is_compiling():
+        return torch.func.grad(loss, has_aux=True)(params)
+    leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
+    with torch.enable_grad():
+        value, aux = loss(leaves)
+        grads = torch.autograd.grad(value, list(leaves.values()))
+    return dict(zip(leaves, grads)), aux
 
 
 def _layer_stats(w, g, u):
@@ -57,29 +75,51 @@ def _layer_stats(w, g, u):
                         (u * u).sum(dims), (w * u).sum(dims)], 1)
 
 
+def _trace_rows(stats, lr_layer):
+    """From (||w||², ||g||², <w,g>, ||u||², <w,u>) [M, L, 5]: the rows of
+    :data:`TRACE_KEYS` [5, M, L] -- the squared norm, the gradient's, cos(w, g), the
+    angle between w_t and w_{t+1}, atan2(|u_perp|, |w| + <u,w>/|w|) (stable where arccos
+    of a cosine within 1e-5 of 1 would lose most digits in float32), and the LR used."""
+    ww, gg, wg, uu, wu = stats.unbind(-1)
+    norm = ww.sqrt()
+    cos = wg / (ww * gg).sqrt().clamp_min(1e-30)
+    u_perp = (uu - wu * wu / ww).clamp_min(0).sqrt()
+    return torch.stack([ww, gg, cos, torch.atan2(u_perp, norm + wu / norm), lr_layer])
+
+
+def _mimic_lr(plan: StepPlan, params, hyper):
+    """Hoffer's mimic: each group layer's LR times ||w||^2 / ||w_ref||^2, read from the
+    reference member of this very slab at this very step."""
+    lr_layer = hyper["lr_layer"]
+    if not plan.mimic:
+        return lr_layer
+    sq = torch.stack([params[n].square().sum((1, 2)) for n in plan.linear_names], 1)
+    return torch.where(hyper["mimic_mask"], lr_layer * (sq / sq[hyper["mimic_ref"]]), lr_layer)
+
+
 def make_step(plan: StepPlan):
-    """The step function ``step(state, batch, hyper) -> (state, losses, stats, layer_lr)``.
+    """The step function ``step(state, batch, hyper) -> (state, losses, rows)``.
 
     ``state``: dict with ``params``, ``opt_state`` (per parameter, the tuple of the
-    optimiser record's state tensors), ``buffers`` (dicts of stacked tensors) and
-    ``alive`` [M]. ``hyper``: ``lr_layer`` [M, L] (each linear
-    layer's LR this step, equivalents' schedule included), ``lr_other`` [M], ``wd``
-    (leaf name -> [M]), ``eps`` [M], ``mimic_ref`` [M] (index of the member whose norms a
-    mimic follows; itself otherwise), ``mimic_mask`` [M, L], ``t`` (step count, Adam)."""
+    optimiser record's state tensors), ``buffers`` (dicts of stacked tensors), ``alive``
+    [M] and ``diverged_step`` [M] (-1, or the step at which the member's loss became
+    non-finite). ``batch``: ``x`` [N, D] and ``y`` [N] (the training set), ``rows``
+    [S, B] (this step's rows of each seed's stream), ``stream_of`` [M] (each member's
+    stream) and ``step`` (0-d: the step's index): the gather happens in the graph.
+    ``hyper``: ``lr_layer`` [M, L] (each linear layer's LR this step, equivalents'
+    schedule included), ``lr_other`` [M], ``wd`` (leaf name -> [M]), ``eps`` [M],
+    ``mimic_ref`` [M] (index of the member whose norms a mimic follows; itself
+    otherwise), ``mimic_mask`` [M, L], ``t`` (step count, Adam). ``rows``: the trace
+    (:data:`TRACE_KEYS` x [M, L]), None without ``plan.trace``."""
 
-    def step(state, x, y, hyper):
+    def step(state, batch, hyper):
         params = state["params"]
-        grad_fn = torch.func.grad(lambda p: _loss(plan, p, state["buffers"], x, y, hyper["eps"]),
-                                  has_aux=True)
-        grads, (losses, new_buffers) = grad_fn(params)
+        idx = batch["rows"][batch["stream_of"]]                               # [M, B]
+        x, y = batch["x"][idx], batch["y"][idx]
+        grads, (losses, new_buffers) = _gradients(
+            lambda p: _loss(plan, p, state["buffers"], x, y, hyper["eps"]), params)
         alive = state["alive"] & torch.isfinite(losses)
-        lr_layer = hyper["lr_layer"]
-        if plan.mimic:
-            # Hoffer's mimic: each group layer's LR times ||w||^2 / ||w_ref||^2, read from
-            # the reference member of this very slab at this very step
-            sq = torch.stack([params[n].square().sum((1, 2)) for n in plan.linear_names], 1)
-            lr_layer = torch.where(hyper["mimic_mask"], lr_layer * (sq / sq[hyper["mimic_ref"]]),
-                                   lr_layer)
+        lr_layer = _mimic_lr(plan, params, hyper)
         new_p, new_opt, stats = {}, {}, []
         for name, p in params.items():
             if name in plan.linear_names:
@@ -95,8 +135,11 @@ def make_step(plan: StepPlan):
         buffers = {**state["buffers"], **{k: torch.where(member_view(alive, v), v,
                                                          state["buffers"][k])
                                           for k, v in new_buffers.items()}}
-        new_state = dict(params=new_p, opt_state=new_opt, buffers=buffers, alive=alive)
-        return new_state, losses, (torch.stack(stats, 1) if stats else None), lr_layer
+        diverged = torch.where(state["alive"] & ~alive, batch["step"], state["diverged_step"])
+        new_state = dict(params=new_p, opt_state=new_opt, buffers=buffers, alive=alive,
+                         diverged_step=diverged)
+        rows = _trace_rows(torch.stack(stats, 1), lr_layer) if stats else None
+        return new_state, losses, rows
 
     return step
 

@@ -23,7 +23,7 @@ from .batches import epoch_batches
 from .evaluate import evaluate, recalibrate_batchnorm
 from .setup import Hyper, prepare_slab
 from .spec import Member, SlabConfig, check_members
-from .step import StepPlan, compiled_or_eager, make_step
+from .step import TRACE_KEYS, StepPlan, compiled_or_eager, make_step
 
 @dataclass(frozen=True)
 class Checkpointing:
@@ -133,39 +133,26 @@ def _due(checkpoint: Checkpointing, last_save: tuple[float, int], step: int) -> 
 
 
 def run_epoch(cfg, st, hyper: Hyper, plan, step_fn, x_train, y_train, steps_per_epoch, total):
-    """One epoch of steps (fewer when ``total`` comes first), updating ``st`` in place."""
-    orders = torch.stack([epoch_batches(g, len(x_train), cfg.batch_size) for g in st.gens])
-    orders = orders.to(x_train.device)
-    for b in range(steps_per_epoch):
-        if st.step >= total:
-            break
-        idx = orders[hyper.stream_of, b]                                   # [M, B]
-        new, losses, stats, layer_lr = step_fn(st.tensors, x_train[idx], y_train[idx],
-                                               hyper.at(st.step))
-        finite = torch.isfinite(losses)
-        st.diverged_step = torch.where(st.tensors["alive"] & ~finite,
-                                       torch.full_like(st.diverged_step, st.step),
-                                       st.diverged_step)
+    """One epoch of steps (fewer when ``total`` comes first), updating ``st`` in place.
+    Nothing here waits for the device: the batch gather, the divergence bookkeeping and
+    the trace arithmetic all happen inside the step."""
+    device = x_train.device
+    orders = torch.stack([epoch_batches(g, len(x_train), cfg.batch_size) for g in st.gens],
+                         1).to(device)                                    # [batches, S, B]
+    n = min(steps_per_epoch, total - st.step)
+    steps = torch.arange(st.step, st.step + n, device=device)
+    data = {"x": x_train, "y": y_train, "stream_of": hyper.stream_of}
+    for b in range(n):
+        new, losses, rows = step_fn({**st.tensors, "diverged_step": st.diverged_step},
+                                    {**data, "rows": orders[b], "step": steps[b]},
+                                    hyper.at(st.step))
+        st.diverged_step = new.pop("diverged_step")
         st.tensors = new
         st.trace["loss"][st.step] = losses
-        if stats is not None:
-            _record_stats(st.trace, st.step, stats, layer_lr)
+        if rows is not None:
+            for key, row in zip(TRACE_KEYS, rows):
+                st.trace[key][st.step] = row
         st.step += 1
-
-
-def _record_stats(trace, step, stats, layer_lr):
-    """From (||w||², ||g||², <w,g>, ||u||², <w,u>) per layer: the squared norm, gradient
-    norm, cos(w, g), and the angle between w_t and w_{t+1},
-    atan2(|u_perp|, |w| + <u,w>/|w|) -- stable where arccos of a cosine within 1e-5 of 1
-    would lose most digits in float32."""
-    ww, gg, wg, uu, wu = stats.unbind(-1)
-    norm = ww.sqrt()
-    trace["sq_norm"][step] = ww
-    trace["grad_sq_norm"][step] = gg
-    trace["cos_wg"][step] = wg / (ww * gg).sqrt().clamp_min(1e-30)
-    u_perp = (uu - wu * wu / ww).clamp_min(0).sqrt()
-    trace["angle"][step] = torch.atan2(u_perp, norm + wu / norm)
-    trace["lr"][step] = layer_lr
 
 
 def _record_eval(cfg, st, hyper: Hyper, data):
