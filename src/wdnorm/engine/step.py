@@ -13,9 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 
 import torch
+import torch._functorch.config
+import torch.utils._pytree as pytree
 from torch.nn import functional as F
 
 from .. import models
@@ -175,34 +178,85 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
-def compiled_or_eager(step, mode: str, device: torch.device):
-    """``step`` compiled with ``torch.compile`` when ``mode`` allows it, else eager.
-    A failure to compile (no C++ compiler, an unsupported op) falls back to eager with
-    one warning; ``mode == "on"`` makes it an error instead."""
+def mark_member_axis(state: dict, batch: dict, hyper: dict) -> None:
+    """Mark the member axis (dim 0) of every stacked input of the step dynamic, and the
+    number of seed streams and of training rows: one compiled graph, and the kernels
+    inductor caches for it on disk, then serves every slab of an architecture and
+    optimiser whatever its member count (and training-set size). Dynamo specialises
+    sizes 0 and 1, so an axis of size 1 stays static."""
+    m = len(state["alive"])
+    if m >= 2:
+        for leaf in pytree.tree_leaves((state, hyper, batch["stream_of"])):
+            if leaf.dim() and leaf.shape[0] == m:
+                torch._dynamo.mark_dynamic(leaf, 0)
+    for leaf in (batch["rows"], batch["x"], batch["y"]):
+        if len(leaf) >= 2:
+            torch._dynamo.mark_dynamic(leaf, 0)
+
+
+class CompiledStep:
+    """A step function compiled by ``torch.compile`` into one graph, its member axis
+    dynamic (:func:`mark_member_axis`; ``dynamic_members=False``: one graph per member
+    count). The first call compiles and ``compile_seconds`` records how long it took. A
+    compiler failure falls back to the eager step with one warning, or is raised with
+    ``strict``. ``mode``: torch.compile's ("reduce-overhead": CUDA graphs)."""
+
+    def __init__(self, step, strict: bool = False, mode: str = "default",
+                 dynamic_members: bool = True):
+        self.step, self.strict, self.dynamic_members = step, strict, dynamic_members
+        self.fn = torch.compile(step, fullgraph=True, dynamic=False, mode=mode)
+        self.how, self.compile_seconds = "compiled", None
+
+    def __call__(self, state, batch, hyper):
+        if self.how != "compiled":
+            return self.step(state, batch, hyper)
+        try:
+            if self.compile_seconds is not None:
+                return self.fn(state, batch, hyper)
+            if self.dynamic_members:
+                mark_member_axis(state, batch, hyper)
+            started = time.perf_counter()
+            # the ops' autograd.Functions are traced into the graph, so AOTAutograd's
+            # on-disk cache is safe for them; it is off for them by default, and without
+            # it a warm compile redoes the joint-graph tracing (~2 s of a 5 s compile)
+            with torch._functorch.config.patch(
+                    autograd_cache_allow_custom_autograd_functions=True):
+                out = self.fn(state, batch, hyper)
+            self.compile_seconds = time.perf_counter() - started
+            return out
+        except Exception as error:  # noqa: BLE001 -- any compiler failure
+            if self.strict:
+                raise
+            _warn_once(f"torch.compile failed ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0][:200]}); training eagerly")
+            self.how = "eager"
+            return self.step(state, batch, hyper)
+
+
+# ``compile: auto`` trains a CPU slab eagerly below this many member-steps (members x
+# steps), where compiling costs more than it saves. Measured at 1 thread, width 64
+# (benchmarks/README.md): a compile that finds its kernels in the on-disk cache costs
+# 5-10 s, and a compiled step saves ~0.3 ms per member-step over the eager one (20
+# members: 9.9 vs 4.5 ms per step), so compiling pays from ~30k member-steps.
+AUTO_MIN_MEMBER_STEPS = 30_000
+
+
+def compiled_or_eager(step, mode, device: torch.device, member_steps: int | None = None):
+    """(``step`` as a :class:`CompiledStep`, "compiled"), or (``step``, why it runs
+    eagerly). ``off`` never compiles; ``on`` always (no C++ compiler, which inductor's
+    CPU code needs, is then an error); ``auto`` compiles unless there is no C++
+    compiler (one warning) or a CPU slab has fewer than :data:`AUTO_MIN_MEMBER_STEPS`."""
     mode = {True: "on", False: "off"}.get(mode, mode)  # config.yaml's true/false
     if mode not in COMPILE_CHOICES:
         raise ValueError(f"compile must be one of {COMPILE_CHOICES}, got {mode!r}")
     if mode == "off":
-        return step, "eager"
+        return step, "eager (compile: off)"
     if device.type == "cpu" and not compiler_available():
         if mode == "on":
             raise RuntimeError("compile: on, but no C++ compiler is on PATH for inductor")
         _warn_once("no C++ compiler found: training the slab eagerly (slower)")
-        return step, "eager"
-    compiled = torch.compile(step, fullgraph=True, dynamic=False)
-    state = {"fn": compiled, "how": "compiled"}
-
-    def run(*args):
-        if state["how"] == "compiled":
-            try:
-                return state["fn"](*args)
-            except Exception as error:  # noqa: BLE001 -- any compiler failure
-                if mode == "on":
-                    raise
-                _warn_once(f"torch.compile failed ({type(error).__name__}: "
-                           f"{str(error).splitlines()[0][:200]}); training eagerly")
-                state.update(fn=step, how="eager")
-        return state["fn"](*args)
-
-    run.how = lambda: state["how"]
-    return run, "compiled"
+        return step, "eager (no C++ compiler)"
+    if (mode == "auto" and device.type == "cpu" and member_steps is not None
+            and member_steps < AUTO_MIN_MEMBER_STEPS):
+        return step, f"eager (compile auto: {member_steps} member-steps < {AUTO_MIN_MEMBER_STEPS})"
+    return CompiledStep(step, strict=mode == "on"), "compiled"
