@@ -58,11 +58,12 @@ class SlabRunner:
 
     def __init__(self, cfg, members, x, y, total, device, mode=None):
         self.cfg, self.x, self.y = cfg, x, y
+        trainer.retain_freed_memory()  # as train_slab does
         self.st, self.hyper, self.plan, _ = setup.prepare_slab(cfg, members, device, x.dtype,
                                                                total)
         self.fn = slab_step.make_step(self.plan)
         if mode is not None:  # reduce-overhead: each call starts a new CUDA-graph iteration
-            self.fn = torch.compile(self.fn, fullgraph=True, dynamic=False, mode=mode)
+            self.fn = slab_step.CompiledStep(self.fn, strict=True, mode=mode)
         self.first_step_s = timed(lambda: self(1), device)  # compiles, when compiled
 
     def __call__(self, n: int) -> None:

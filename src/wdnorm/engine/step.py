@@ -13,14 +13,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 
 import torch
+import torch._functorch.config
+import torch.utils._pytree as pytree
 from torch.nn import functional as F
 
 from .. import models
 from ..optimisers import Optimiser
-from .ops import StackedOps, member_view
+from .ops import TrainOps, member_view
 
 log = logging.getLogger("wdnorm")
 
@@ -40,13 +43,31 @@ class StepPlan:
     mimic: bool = False  # a member follows another's norms (Hoffer et al.)
 
 
+# the per-step trace of every member and linear layer, in the order the step returns it
+TRACE_KEYS = ("sq_norm", "grad_sq_norm", "cos_wg", "angle", "lr")
+
+
 def _loss(plan: StepPlan, params, buffers, x, y, eps):
-    ops = StackedOps(params, buffers, eps, "train", plan.batch_norm, plan.bn_momentum)
-    logits = models.forward(plan.arch, plan.depth, x, ops)
-    m = logits.shape[0]
-    losses = F.cross_entropy(logits.reshape(-1, plan.n_classes), y.reshape(-1),
-                             reduction="none").view(m, -1).mean(1)
+    """Sum over members of their mean cross-entropy on x [M, B, D], y [M, B]; the
+    forward runs feature-major (``TrainOps``), so the logits come out [M, C, B]."""
+    ops = TrainOps(params, buffers, eps, plan.batch_norm, plan.bn_momentum)
+    logits = models.forward(plan.arch, plan.depth, x.transpose(1, 2), ops)
+    losses = F.cross_entropy(logits, y, reduction="none").mean(1)
     return losses.sum(), (losses.detach(), ops.new_buffers)
+
+
+def _gradients(loss, params: dict):
+    """(d loss / d params, aux) of ``loss(params) -> (value, aux)``. Under
+    ``torch.compile``, ``torch.func.grad`` (traced into the graph); eagerly, plain
+    autograd, which runs the ops' hand-written backward without functorch's per-call
+    Python overhead (3x slower steps on small slabs)."""
+    if torch.compiler.is_compiling():
+        return torch.func.grad(loss, has_aux=True)(params)
+    leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
+    with torch.enable_grad():
+        value, aux = loss(leaves)
+        grads = torch.autograd.grad(value, list(leaves.values()))
+    return dict(zip(leaves, grads)), aux
 
 
 def _layer_stats(w, g, u):
@@ -57,29 +78,51 @@ def _layer_stats(w, g, u):
                         (u * u).sum(dims), (w * u).sum(dims)], 1)
 
 
+def _trace_rows(stats, lr_layer):
+    """From (||w||², ||g||², <w,g>, ||u||², <w,u>) [M, L, 5]: the rows of
+    :data:`TRACE_KEYS` [5, M, L] -- the squared norm, the gradient's, cos(w, g), the
+    angle between w_t and w_{t+1}, atan2(|u_perp|, |w| + <u,w>/|w|) (stable where arccos
+    of a cosine within 1e-5 of 1 would lose most digits in float32), and the LR used."""
+    ww, gg, wg, uu, wu = stats.unbind(-1)
+    norm = ww.sqrt()
+    cos = wg / (ww * gg).sqrt().clamp_min(1e-30)
+    u_perp = (uu - wu * wu / ww).clamp_min(0).sqrt()
+    return torch.stack([ww, gg, cos, torch.atan2(u_perp, norm + wu / norm), lr_layer])
+
+
+def _mimic_lr(plan: StepPlan, params, hyper):
+    """Hoffer's mimic: each group layer's LR times ||w||^2 / ||w_ref||^2, read from the
+    reference member of this very slab at this very step."""
+    lr_layer = hyper["lr_layer"]
+    if not plan.mimic:
+        return lr_layer
+    sq = torch.stack([params[n].square().sum((1, 2)) for n in plan.linear_names], 1)
+    return torch.where(hyper["mimic_mask"], lr_layer * (sq / sq[hyper["mimic_ref"]]), lr_layer)
+
+
 def make_step(plan: StepPlan):
-    """The step function ``step(state, batch, hyper) -> (state, losses, stats, layer_lr)``.
+    """The step function ``step(state, batch, hyper) -> (state, losses, rows)``.
 
     ``state``: dict with ``params``, ``opt_state`` (per parameter, the tuple of the
-    optimiser record's state tensors), ``buffers`` (dicts of stacked tensors) and
-    ``alive`` [M]. ``hyper``: ``lr_layer`` [M, L] (each linear
-    layer's LR this step, equivalents' schedule included), ``lr_other`` [M], ``wd``
-    (leaf name -> [M]), ``eps`` [M], ``mimic_ref`` [M] (index of the member whose norms a
-    mimic follows; itself otherwise), ``mimic_mask`` [M, L], ``t`` (step count, Adam)."""
+    optimiser record's state tensors), ``buffers`` (dicts of stacked tensors), ``alive``
+    [M] and ``diverged_step`` [M] (-1, or the step at which the member's loss became
+    non-finite). ``batch``: ``x`` [N, D] and ``y`` [N] (the training set), ``rows``
+    [S, B] (this step's rows of each seed's stream), ``stream_of`` [M] (each member's
+    stream) and ``step`` (0-d: the step's index): the gather happens in the graph.
+    ``hyper``: ``lr_layer`` [M, L] (each linear layer's LR this step, equivalents'
+    schedule included), ``lr_other`` [M], ``wd`` (leaf name -> [M]), ``eps`` [M],
+    ``mimic_ref`` [M] (index of the member whose norms a mimic follows; itself
+    otherwise), ``mimic_mask`` [M, L], ``t`` (step count, Adam). ``rows``: the trace
+    (:data:`TRACE_KEYS` x [M, L]), None without ``plan.trace``."""
 
-    def step(state, x, y, hyper):
+    def step(state, batch, hyper):
         params = state["params"]
-        grad_fn = torch.func.grad(lambda p: _loss(plan, p, state["buffers"], x, y, hyper["eps"]),
-                                  has_aux=True)
-        grads, (losses, new_buffers) = grad_fn(params)
+        idx = batch["rows"][batch["stream_of"]]                               # [M, B]
+        x, y = batch["x"][idx], batch["y"][idx]
+        grads, (losses, new_buffers) = _gradients(
+            lambda p: _loss(plan, p, state["buffers"], x, y, hyper["eps"]), params)
         alive = state["alive"] & torch.isfinite(losses)
-        lr_layer = hyper["lr_layer"]
-        if plan.mimic:
-            # Hoffer's mimic: each group layer's LR times ||w||^2 / ||w_ref||^2, read from
-            # the reference member of this very slab at this very step
-            sq = torch.stack([params[n].square().sum((1, 2)) for n in plan.linear_names], 1)
-            lr_layer = torch.where(hyper["mimic_mask"], lr_layer * (sq / sq[hyper["mimic_ref"]]),
-                                   lr_layer)
+        lr_layer = _mimic_lr(plan, params, hyper)
         new_p, new_opt, stats = {}, {}, []
         for name, p in params.items():
             if name in plan.linear_names:
@@ -95,8 +138,11 @@ def make_step(plan: StepPlan):
         buffers = {**state["buffers"], **{k: torch.where(member_view(alive, v), v,
                                                          state["buffers"][k])
                                           for k, v in new_buffers.items()}}
-        new_state = dict(params=new_p, opt_state=new_opt, buffers=buffers, alive=alive)
-        return new_state, losses, (torch.stack(stats, 1) if stats else None), lr_layer
+        diverged = torch.where(state["alive"] & ~alive, batch["step"], state["diverged_step"])
+        new_state = dict(params=new_p, opt_state=new_opt, buffers=buffers, alive=alive,
+                         diverged_step=diverged)
+        rows = _trace_rows(torch.stack(stats, 1), lr_layer) if stats else None
+        return new_state, losses, rows
 
     return step
 
@@ -132,34 +178,85 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
-def compiled_or_eager(step, mode: str, device: torch.device):
-    """``step`` compiled with ``torch.compile`` when ``mode`` allows it, else eager.
-    A failure to compile (no C++ compiler, an unsupported op) falls back to eager with
-    one warning; ``mode == "on"`` makes it an error instead."""
+def mark_member_axis(state: dict, batch: dict, hyper: dict) -> None:
+    """Mark the member axis (dim 0) of every stacked input of the step dynamic, and the
+    number of seed streams and of training rows: one compiled graph, and the kernels
+    inductor caches for it on disk, then serves every slab of an architecture and
+    optimiser whatever its member count (and training-set size). Dynamo specialises
+    sizes 0 and 1, so an axis of size 1 stays static."""
+    m = len(state["alive"])
+    if m >= 2:
+        for leaf in pytree.tree_leaves((state, hyper, batch["stream_of"])):
+            if leaf.dim() and leaf.shape[0] == m:
+                torch._dynamo.mark_dynamic(leaf, 0)
+    for leaf in (batch["rows"], batch["x"], batch["y"]):
+        if len(leaf) >= 2:
+            torch._dynamo.mark_dynamic(leaf, 0)
+
+
+class CompiledStep:
+    """A step function compiled by ``torch.compile`` into one graph, its member axis
+    dynamic (:func:`mark_member_axis`; ``dynamic_members=False``: one graph per member
+    count). The first call compiles and ``compile_seconds`` records how long it took. A
+    compiler failure falls back to the eager step with one warning, or is raised with
+    ``strict``. ``mode``: torch.compile's ("reduce-overhead": CUDA graphs)."""
+
+    def __init__(self, step, strict: bool = False, mode: str = "default",
+                 dynamic_members: bool = True):
+        self.step, self.strict, self.dynamic_members = step, strict, dynamic_members
+        self.fn = torch.compile(step, fullgraph=True, dynamic=False, mode=mode)
+        self.how, self.compile_seconds = "compiled", None
+
+    def __call__(self, state, batch, hyper):
+        if self.how != "compiled":
+            return self.step(state, batch, hyper)
+        try:
+            if self.compile_seconds is not None:
+                return self.fn(state, batch, hyper)
+            if self.dynamic_members:
+                mark_member_axis(state, batch, hyper)
+            started = time.perf_counter()
+            # the ops' autograd.Functions are traced into the graph, so AOTAutograd's
+            # on-disk cache is safe for them; it is off for them by default, and without
+            # it a warm compile redoes the joint-graph tracing (~2 s of a 5 s compile)
+            with torch._functorch.config.patch(
+                    autograd_cache_allow_custom_autograd_functions=True):
+                out = self.fn(state, batch, hyper)
+            self.compile_seconds = time.perf_counter() - started
+            return out
+        except Exception as error:  # noqa: BLE001 -- any compiler failure
+            if self.strict:
+                raise
+            _warn_once(f"torch.compile failed ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0][:200]}); training eagerly")
+            self.how = "eager"
+            return self.step(state, batch, hyper)
+
+
+# ``compile: auto`` trains a CPU slab eagerly below this many member-steps (members x
+# steps), where compiling costs more than it saves. Measured at 1 thread, width 64
+# (benchmarks/README.md): a compile that finds its kernels in the on-disk cache costs
+# 5-10 s, and a compiled step saves ~0.3 ms per member-step over the eager one (20
+# members: 9.9 vs 4.5 ms per step), so compiling pays from ~30k member-steps.
+AUTO_MIN_MEMBER_STEPS = 30_000
+
+
+def compiled_or_eager(step, mode, device: torch.device, member_steps: int | None = None):
+    """(``step`` as a :class:`CompiledStep`, "compiled"), or (``step``, why it runs
+    eagerly). ``off`` never compiles; ``on`` always (no C++ compiler, which inductor's
+    CPU code needs, is then an error); ``auto`` compiles unless there is no C++
+    compiler (one warning) or a CPU slab has fewer than :data:`AUTO_MIN_MEMBER_STEPS`."""
     mode = {True: "on", False: "off"}.get(mode, mode)  # config.yaml's true/false
     if mode not in COMPILE_CHOICES:
         raise ValueError(f"compile must be one of {COMPILE_CHOICES}, got {mode!r}")
     if mode == "off":
-        return step, "eager"
+        return step, "eager (compile: off)"
     if device.type == "cpu" and not compiler_available():
         if mode == "on":
             raise RuntimeError("compile: on, but no C++ compiler is on PATH for inductor")
         _warn_once("no C++ compiler found: training the slab eagerly (slower)")
-        return step, "eager"
-    compiled = torch.compile(step, fullgraph=True, dynamic=False)
-    state = {"fn": compiled, "how": "compiled"}
-
-    def run(*args):
-        if state["how"] == "compiled":
-            try:
-                return state["fn"](*args)
-            except Exception as error:  # noqa: BLE001 -- any compiler failure
-                if mode == "on":
-                    raise
-                _warn_once(f"torch.compile failed ({type(error).__name__}: "
-                           f"{str(error).splitlines()[0][:200]}); training eagerly")
-                state.update(fn=step, how="eager")
-        return state["fn"](*args)
-
-    run.how = lambda: state["how"]
-    return run, "compiled"
+        return step, "eager (no C++ compiler)"
+    if (mode == "auto" and device.type == "cpu" and member_steps is not None
+            and member_steps < AUTO_MIN_MEMBER_STEPS):
+        return step, f"eager (compile auto: {member_steps} member-steps < {AUTO_MIN_MEMBER_STEPS})"
+    return CompiledStep(step, strict=mode == "on"), "compiled"

@@ -10,6 +10,7 @@ together, the LR-schedule equivalents and the mimic beside the grid runs they st
 
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from .batches import epoch_batches
 from .evaluate import evaluate, recalibrate_batchnorm
 from .setup import Hyper, prepare_slab
 from .spec import Member, SlabConfig, check_members
-from .step import StepPlan, compiled_or_eager, make_step
+from .step import TRACE_KEYS, CompiledStep, StepPlan, compiled_or_eager, make_step
 
 @dataclass(frozen=True)
 class Checkpointing:
@@ -44,6 +45,7 @@ class SlabResult:
     eps_final: np.ndarray                   # [M], each member's ε at the end
     train_seconds: float
     compiled: bool = False
+    compile_seconds: float | None = None    # the first step's compilation (compiled only)
     resumed_from: int | None = None
 
     def state_dict(self, i: int) -> dict[str, torch.Tensor]:
@@ -69,12 +71,16 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
                log: Callable[[str], None] | None = None, compile: str = "off",
                checkpoint: Checkpointing | None = None, data_id: str = "",
                x_val: torch.Tensor | None = None,
-               y_val: torch.Tensor | None = None) -> SlabResult:
+               y_val: torch.Tensor | None = None, label: str = "") -> SlabResult:
     """Train every member for ``cfg.epochs`` epochs (or stop after ``max_steps`` steps:
     the schedules are the full run's either way), resuming
     from ``checkpoint`` when it holds a matching earlier state. Each evaluation also
-    scores the validation split ``x_val, y_val`` when it has rows (NaN otherwise)."""
+    scores the validation split ``x_val, y_val`` when it has rows (NaN otherwise).
+    ``label`` names the slab in every log line (e.g. dataset/optimiser/arch; default
+    the optimiser's algorithm and the architecture)."""
     check_members(cfg, members)
+    label = label or f"{cfg.optimiser.algorithm}/{cfg.arch}"
+    retain_freed_memory()
     device = torch.device(device)
     if device.type == "cuda":  # TF32 off: keep GPU numbers close to the CPU's
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -99,30 +105,32 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
                                  str(device), checkpoint.code if checkpoint else "")
     if checkpoint is not None and slab_state.load_into(checkpoint.path, st, key):
         if log:
-            log(f"resumed from checkpoint {checkpoint.path} at step {st.step} "
+            log(f"{label}: resumed from checkpoint {checkpoint.path} at step {st.step} "
                 f"(epoch {st.epoch})")
-    step_fn, how = compiled_or_eager(make_step(plan), compile, device)
+    step_fn, how = compiled_or_eager(make_step(plan), compile, device,
+                                     len(members) * (total - st.step))
     data = (x_train, y_train, x_test, y_test, x_val, y_val)
     if st.step == 0 and not st.history["epoch"]:
         _record_eval(cfg, st, hyper, data)
-    started, last_save = time.perf_counter(), (time.perf_counter(), st.step)
-    seconds_before = st.train_seconds
+    progress = _Progress(label, cfg, total, steps_per_epoch, st.step, step_fn, how)
+    last_save, seconds_before = (time.perf_counter(), st.step), st.train_seconds
     while st.step < total:
         run_epoch(cfg, st, hyper, plan, step_fn, x_train, y_train, steps_per_epoch, total)
         st.epoch += 1
         evaluated = _evaluates(cfg, st.epoch, st.step >= total)
         if evaluated:
             _record_eval(cfg, st, hyper, data)
-        st.train_seconds = seconds_before + time.perf_counter() - started
+        st.train_seconds = seconds_before + progress.elapsed()
         if log:
-            log(_progress(cfg, st, total, steps_per_epoch, evaluated))
+            log(progress.line(st, evaluated))
         if checkpoint is not None and st.step < total and _due(checkpoint, last_save, st.step):
             slab_state.save(checkpoint.path, st, key)
             last_save = (time.perf_counter(), st.step)
             if log:
-                log(f"checkpoint at step {st.step} -> {checkpoint.path}")
-    compiled = how == "compiled" and getattr(step_fn, "how", lambda: how)() == "compiled"
-    return _result(cfg, members, st, hyper, plan, sched.k, compiled)
+                log(f"{label}: checkpoint at step {st.step} -> {checkpoint.path}")
+    compiled = isinstance(step_fn, CompiledStep) and step_fn.how == "compiled"
+    return _result(cfg, members, st, hyper, plan, sched.k, compiled,
+                   step_fn.compile_seconds if compiled else None)
 
 
 def _evaluates(cfg: SlabConfig, epoch: int, last: bool) -> bool:
@@ -137,40 +145,46 @@ def _due(checkpoint: Checkpointing, last_save: tuple[float, int], step: int) -> 
             or time.perf_counter() - seconds >= checkpoint.every_seconds)
 
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def retain_freed_memory() -> None:
+    """Let glibc's malloc keep freed memory for reuse instead of handing it back to the
+    OS. Every step frees and allocates the same buffers (the state it replaces, its
+    activations and gradients); by default the large ones are mmapped or trimmed away
+    and the next step faults them in again: ~1800 page faults and 3-4 ms of kernel time
+    per step at width 64 with 30 members (about half the step). Process-wide and
+    harmless for a training job; a no-op where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+        libc.mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1)
+    except (OSError, AttributeError):
+        pass
+
+
 def run_epoch(cfg, st, hyper: Hyper, plan, step_fn, x_train, y_train, steps_per_epoch, total):
-    """One epoch of steps (fewer when ``total`` comes first), updating ``st`` in place."""
-    orders = torch.stack([epoch_batches(g, len(x_train), cfg.batch_size) for g in st.gens])
-    orders = orders.to(x_train.device)
-    for b in range(steps_per_epoch):
-        if st.step >= total:
-            break
-        idx = orders[hyper.stream_of, b]                                   # [M, B]
-        new, losses, stats, layer_lr = step_fn(st.tensors, x_train[idx], y_train[idx],
-                                               hyper.at(st.step))
-        finite = torch.isfinite(losses)
-        st.diverged_step = torch.where(st.tensors["alive"] & ~finite,
-                                       torch.full_like(st.diverged_step, st.step),
-                                       st.diverged_step)
+    """One epoch of steps (fewer when ``total`` comes first), updating ``st`` in place.
+    Nothing here waits for the device: the batch gather, the divergence bookkeeping and
+    the trace arithmetic all happen inside the step."""
+    device = x_train.device
+    orders = torch.stack([epoch_batches(g, len(x_train), cfg.batch_size) for g in st.gens],
+                         1).to(device)                                    # [batches, S, B]
+    n = min(steps_per_epoch, total - st.step)
+    steps = torch.arange(st.step, st.step + n, device=device)
+    data = {"x": x_train, "y": y_train, "stream_of": hyper.stream_of}
+    for b in range(n):
+        new, losses, rows = step_fn({**st.tensors, "diverged_step": st.diverged_step},
+                                    {**data, "rows": orders[b], "step": steps[b]},
+                                    hyper.at(st.step))
+        st.diverged_step = new.pop("diverged_step")
         st.tensors = new
         st.trace["loss"][st.step] = losses
-        if stats is not None:
-            _record_stats(st.trace, st.step, stats, layer_lr)
+        if rows is not None:
+            for key, row in zip(TRACE_KEYS, rows):
+                st.trace[key][st.step] = row
         st.step += 1
-
-
-def _record_stats(trace, step, stats, layer_lr):
-    """From (||w||², ||g||², <w,g>, ||u||², <w,u>) per layer: the squared norm, gradient
-    norm, cos(w, g), and the angle between w_t and w_{t+1},
-    atan2(|u_perp|, |w| + <u,w>/|w|) -- stable where arccos of a cosine within 1e-5 of 1
-    would lose most digits in float32."""
-    ww, gg, wg, uu, wu = stats.unbind(-1)
-    norm = ww.sqrt()
-    trace["sq_norm"][step] = ww
-    trace["grad_sq_norm"][step] = gg
-    trace["cos_wg"][step] = wg / (ww * gg).sqrt().clamp_min(1e-30)
-    u_perp = (uu - wu * wu / ww).clamp_min(0).sqrt()
-    trace["angle"][step] = torch.atan2(u_perp, norm + wu / norm)
-    trace["lr"][step] = layer_lr
 
 
 def _record_eval(cfg, st, hyper: Hyper, data):
@@ -194,20 +208,47 @@ def _record_eval(cfg, st, hyper: Hyper, data):
     h["step"].append(st.step)
 
 
-def _progress(cfg, st, total, steps_per_epoch, evaluated) -> str:
-    """One line per epoch: the job's progress in its log."""
-    batch_loss = st.trace["loss"][max(0, st.step - steps_per_epoch):st.step].nanmean()
-    alive = st.tensors["alive"]
-    line = (f"epoch {st.epoch}/{cfg.epochs} step {st.step}/{total} minibatch_loss "
-            f"{batch_loss:.4f} alive {int(alive.sum())}/{len(alive)} {st.train_seconds:.1f}s")
-    if evaluated:
-        ta, va = st.history["train_acc"][-1], st.history["test_acc"][-1]
-        line += (f" | train_acc {ta.nanmean():.3f} test_acc {va.nanmean():.3f} "
-                 f"(min {va.min():.3f} max {va.max():.3f})")
-    return line
+class _Progress:
+    """The job log's line per epoch: the slab, how far it is, an ETA, and on the first
+    line how the step runs (how long compilation took, or why it is eager)."""
+
+    def __init__(self, label, cfg, total, steps_per_epoch, start_step, step_fn, how):
+        self.label, self.cfg, self.total, self.per_epoch = label, cfg, total, steps_per_epoch
+        self.start_step, self.step_fn, self.how = start_step, step_fn, how
+        self.started, self.first = time.perf_counter(), True
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def _compile_seconds(self) -> float:
+        return getattr(self.step_fn, "compile_seconds", None) or 0.0
+
+    def _how(self) -> str:
+        if not isinstance(self.step_fn, CompiledStep):
+            return f"step {self.how}"
+        if self.step_fn.how != "compiled":
+            return "step eager (compilation failed)"
+        return f"compiled in {self._compile_seconds():.1f} s"
+
+    def line(self, st, evaluated) -> str:
+        batch_loss = st.trace["loss"][max(0, st.step - self.per_epoch):st.step].nanmean()
+        alive = st.tensors["alive"]
+        done = st.step - self.start_step  # the ETA leaves compilation out
+        eta = (self.elapsed() - self._compile_seconds()) / max(done, 1) * (self.total - st.step)
+        line = (f"{self.label}: epoch {st.epoch}/{self.cfg.epochs} step {st.step}/{self.total} "
+                f"minibatch_loss {batch_loss:.4f} alive {int(alive.sum())}/{len(alive)} "
+                f"{st.train_seconds:.1f}s ETA {eta:.0f}s")
+        if self.first:
+            line, self.first = f"{line} | {self._how()}", False
+        if evaluated:
+            ta, va = st.history["train_acc"][-1], st.history["test_acc"][-1]
+            line += (f" | train_acc {ta.nanmean():.3f} test_acc {va.nanmean():.3f} "
+                     f"(min {va.min():.3f} max {va.max():.3f})")
+        return line
 
 
-def _result(cfg, members, st, hyper: Hyper, plan: StepPlan, k, compiled) -> SlabResult:
+def _result(cfg, members, st, hyper: Hyper, plan: StepPlan, k, compiled,
+            compile_seconds) -> SlabResult:
     tensors = st.tensors
     params = tensors["params"]
     state = {}
@@ -235,4 +276,4 @@ def _result(cfg, members, st, hyper: Hyper, plan: StepPlan, k, compiled) -> Slab
                       trace=trace, diverged_step=st.diverged_step.cpu().numpy(),
                       eps_final=hyper.eps_at(st.step).cpu().double().numpy(),
                       train_seconds=st.train_seconds, compiled=compiled,
-                      resumed_from=st.resumed_from)
+                      compile_seconds=compile_seconds, resumed_from=st.resumed_from)
