@@ -12,6 +12,7 @@ else can be trusted here.
 from __future__ import annotations
 
 import datetime
+from functools import lru_cache
 import hashlib
 import json
 import os
@@ -144,7 +145,8 @@ def code_version(repo: str | Path | None = None) -> dict:
     return info
 
 
-def package_versions() -> dict:
+@lru_cache(maxsize=1)  # one lookup per process: a slab records hundreds of runs
+def _package_versions() -> dict:
     versions = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:
         try:
@@ -161,6 +163,11 @@ def package_versions() -> dict:
     return versions
 
 
+def package_versions() -> dict:
+    return dict(_package_versions())
+
+
+@lru_cache(maxsize=None)
 def device_name(device: str) -> str:
     device = str(device)
     if device.startswith("cuda"):

@@ -49,7 +49,8 @@ def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: s
         result = train_slab(cfg, members, prepared.x_train, prepared.y_train,
                             prepared.x_test, prepared.y_test, device=device, log=log.info,
                             compile=compile_mode, checkpoint=ckpt, data_id=dataset_sha,
-                            x_val=prepared.x_val, y_val=prepared.y_val)
+                            x_val=prepared.x_val, y_val=prepared.y_val,
+                            label=f"{dataset}/{optimiser_name}/{arch}")
     wall = time.perf_counter() - started
     log.info("trained in %.1f s (%.1f s inside the training loop, step %s)", wall,
              result.train_seconds, "compiled" if result.compiled else "eager")
