@@ -69,5 +69,5 @@ onsuccess:
         }))
     _log = timing.latest_log(Path("."))
     if _log is not None:
-        print("\nTime budget:\n" + timing.render(timing.budget(Path("."), _log)))
+        print(f"\nTime budget:\n{timing.render(timing.budget(Path('.'), _log))}")
 

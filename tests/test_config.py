@@ -184,16 +184,17 @@ def test_config_list_overrides_are_coerced_to_the_schema():
 
 def test_overrides_on_the_command_line_change_what_would_run(tmp_path):
     (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
-    for override in (["seeds=[0,1,2]"], ["weight_decays=[0.0,0.003]", "protocols={}"],
-                     ["architectures=[ln,res]", "protocols={}"]):
+    for override in (["seeds=[0,1,2]"], ["weight_decays=[0.0,0.003]"],
+                     ["architectures=[ln,res]"]):
         proc = _dry_run(tmp_path, "--config", *override)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out[-2000:]
         assert "train_slab" in out
-    two = _dry_run(tmp_path, "--config", "architectures=[ln,res]", "protocols={}")
+    two = _dry_run(tmp_path, "--config", "architectures=[ln,res]")
     jobs = [line for line in (two.stdout + two.stderr).splitlines()
             if line.strip().startswith("train_slab")]
-    assert jobs and jobs[0].split()[-1] == "2"  # two slabs, not eight
+    # ln and res in the main grid and in each of the 3 protocols of their own slabs
+    assert jobs and jobs[0].split()[-1] == "8"  # not the default's 20
 
 
 def test_a_yaml_error_names_the_file_and_the_line(tmp_path):
