@@ -20,8 +20,9 @@ rule claims:
         settings=claims_pkg.settings_from_config(CONFIG),
         code=script_code("claims.py"),
     # the stability bootstrap re-decides every claim hundreds of times: one process
-    # per core
-    threads: workflow.cores
+    # per core. Snakemake lowers this to --cores (or --local-cores under SLURM);
+    # workflow.cores itself is undefined when only --jobs is given.
+    threads: os.cpu_count() or 1
     conda:
         CONDA_ENV
     log:
