@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def _assert_same_slab(a: Path, b: Path) -> None:
 RESUME = {**TINY, "architectures": ["ln"], "seeds": [0, 1], "n_validation": 0,
           "optimisers": {"sgdm": {"algorithm": "sgd", "lr": 0.05, "momentum": 0.9}},
           "training": {"epochs": 25, "batch_size": 64, "eval_every": 5},
-          "checkpoint": {"every_steps": 1}, "protocols": {}}
+          "protocols": {}}
 SLAB = "results/runs/digits/sgdm/ln/slab.json"
 
 
@@ -56,40 +57,49 @@ def _start(workdir: Path, *args: str) -> subprocess.Popen:
         start_new_session=True)
 
 
-def _wait_for_checkpoint(workdir: Path, proc: subprocess.Popen) -> None:
+def _wait_for(workdir: Path, proc: subprocess.Popen, text: str) -> None:
     log = workdir / "results/logs/train/digits/sgdm/ln.log"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and "checkpoint at step" in log.read_text():
+        if log.exists() and text in log.read_text():
             return
         time.sleep(0.2)
-    raise AssertionError(f"no checkpoint was written (returncode {proc.poll()})")
+    raise AssertionError(f"the log never said {text!r} (returncode {proc.poll()})")
 
 
-def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
-    """SIGKILL the training job mid-slab; the rerun resumes from the checkpoint (its log
+@pytest.mark.parametrize("sig, cadence, wait_for", [
+    # SIGKILL saves nothing: the rerun resumes from the last regular checkpoint
+    (signal.SIGKILL, {"every_steps": 1}, "checkpoint at step"),
+    # SIGTERM (SLURM at its time limit) saves at the next step, whatever the cadence
+    (signal.SIGTERM, {}, "epoch 2/"),
+], ids=["SIGKILL", "SIGTERM"])
+def test_killed_training_job_resumes_from_its_checkpoint(tmp_path, sig, cadence, wait_for):
+    """Kill the training job mid-slab; the rerun resumes from the checkpoint (its log
     says from which step) and ends exactly where an uninterrupted run ends."""
     import psutil
 
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     for d in (killed, whole):
         d.mkdir()
-        write_config(d, RESUME)
+        write_config(d, {**RESUME, "checkpoint": cadence})
     proc = _start(killed, SLAB)
-    _wait_for_checkpoint(killed, proc)
+    _wait_for(killed, proc, wait_for)
     jobs = [p for p in psutil.Process(proc.pid).children(recursive=True)
             if "train_slab" in " ".join(p.cmdline())]
     assert jobs, "the training job's process was not found"
     for job in jobs:
-        job.send_signal(signal.SIGKILL)
-    proc.wait(timeout=120)
+        job.send_signal(sig)
+    assert proc.wait(timeout=120) != 0
     slab = killed / "results/runs/digits/sgdm/ln"
     assert not (slab / "slab.json").exists()
     assert list((killed / "results/checkpoints").rglob("*.pt"))
+    log = killed / "results/logs/train/digits/sgdm/ln.log"
+    if sig == signal.SIGTERM:
+        assert "SIGTERM at step" in log.read_text()
     rerun = snakemake(killed, SLAB)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    log = (killed / "results/logs/train/digits/sgdm/ln.log").read_text()
-    assert "resumed from checkpoint" in log and "at step " in log
+    resumed = re.search(r"resumed from checkpoint \S+ at step (\d+)", log.read_text())
+    assert resumed and int(resumed.group(1)) > 0
     assert snakemake(whole, SLAB).returncode == 0
     _assert_same_slab(slab, whole / "results/runs/digits/sgdm/ln")
 
@@ -97,9 +107,9 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path):
 def test_killed_controller_needs_unlock_then_completes(tmp_path):
     """kill -9 of the whole snakemake process group mid-run: the next run refuses until
     `--unlock`, then completes, and the audit passes."""
-    write_config(tmp_path, RESUME)
+    write_config(tmp_path, {**RESUME, "checkpoint": {"every_steps": 1}})
     proc = _start(tmp_path, SLAB)
-    _wait_for_checkpoint(tmp_path, proc)
+    _wait_for(tmp_path, proc, "checkpoint at step")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     slab = tmp_path / "results/runs/digits/sgdm/ln"

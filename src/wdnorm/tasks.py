@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from . import data, fileio, gpu, provenance, runs
-from .engine import Checkpointing, Member, SlabConfig, train_slab, use_inductor_cache
+from .engine import (Checkpointing, Member, SlabConfig, on_signals, train_slab,
+                     use_inductor_cache)
 from .layout import Layout
 from .logs import setup_logging  # noqa: F401  (the scripts' entry point)
 
@@ -42,7 +43,9 @@ def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: s
                              every_seconds=60.0 * checkpoint["every_minutes"],
                              code=provenance.training_code_hash() or "")
     started = time.perf_counter()
-    with gpu.acquire_device(device_request, Path(lock_dir)) as (device, slot):
+    # SIGTERM/SIGINT: checkpoint at the next step and fail, so a rerun or retry resumes
+    with on_signals() as stop, gpu.acquire_device(device_request, Path(lock_dir)) as (
+            device, slot):
         log.info("slab %s/%s/%s: %d members (%s) on %s (slot %s), %d threads, compile %s",
                  dataset, optimiser_name, arch, len(members), _kind_counts(members), device,
                  slot, threads, compile_mode)
@@ -50,7 +53,7 @@ def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: s
                             prepared.x_test, prepared.y_test, device=device, log=log.info,
                             compile=compile_mode, checkpoint=ckpt, data_id=dataset_sha,
                             x_val=prepared.x_val, y_val=prepared.y_val,
-                            label=f"{dataset}/{optimiser_name}/{arch}")
+                            label=f"{dataset}/{optimiser_name}/{arch}", stop=stop)
     wall = time.perf_counter() - started
     log.info("trained in %.1f s (%.1f s inside the training loop, step %s)", wall,
              result.train_seconds, "compiled" if result.compiled else "eager")

@@ -3,8 +3,10 @@
 A checkpoint holds everything the rest of the run depends on -- parameters, optimiser
 moments, BN buffers, the batch-order generators, the trace and history so far, the step
 -- so a resumed slab continues bit for bit where it stopped (same device and threads).
-It is taken at epoch boundaries only: there the batch generators are between epochs
-and nothing of the current epoch's order needs saving.
+It is taken at an epoch boundary, or inside an epoch when the job is asked to stop
+(SIGTERM): it then holds the batch generators as they were at the epoch's start and the
+number of its steps already taken, so the resumed slab redraws the same order and
+continues from the next batch.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from .. import fileio
 
 log = logging.getLogger("wdnorm")
-FORMAT = 3  # 3: a checksummed header; optimiser state as one tuple per parameter
+FORMAT = 4  # 4: epoch_pos (checkpoints inside an epoch); 3: a checksummed header
 
 
 @dataclass
@@ -37,6 +39,8 @@ class SlabState:
     epoch: int = 0
     train_seconds: float = 0.0
     resumed_from: int | None = field(default=None)
+    epoch_pos: int = 0            # steps of the current epoch already taken
+    epoch_gens: list | None = None  # the generators' states at the current epoch's start
 
 
 def fingerprint(*parts) -> str:
@@ -56,7 +60,9 @@ def save(path: Path, state: SlabState, key: str) -> None:
     reads without running any code."""
     payload = {
         "format": FORMAT, "fingerprint": key, "tensors": state.tensors,
-        "gens": [g.get_state() for g in state.gens],
+        # inside an epoch: the generators before its order was drawn (redrawn on resume)
+        "gens": state.epoch_gens if state.epoch_pos else [g.get_state() for g in state.gens],
+        "epoch_pos": state.epoch_pos,
         "trace": {k: v[: state.step] for k, v in state.trace.items()},
         "history": state.history, "diverged_step": state.diverged_step,
         "step": state.step, "epoch": state.epoch, "train_seconds": state.train_seconds,
@@ -141,6 +147,7 @@ def _restored(payload: dict, state: SlabState) -> dict:
     _check_like(diverged, state.diverged_step, "diverged_step")
     return dict(tensors=tensors, gens=gens, trace=trace, history=payload["history"],
                 diverged_step=diverged, step=step, epoch=int(payload["epoch"]),
+                epoch_pos=int(payload["epoch_pos"]),
                 train_seconds=float(payload["train_seconds"]))
 
 

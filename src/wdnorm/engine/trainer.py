@@ -22,6 +22,7 @@ import torch
 from . import state as slab_state
 from .batches import epoch_batches
 from .evaluate import evaluate, recalibrate_batchnorm
+from .interrupt import StopRequest, StopRequested
 from .setup import Hyper, prepare_slab
 from .spec import Member, SlabConfig, check_members
 from .step import TRACE_KEYS, CompiledStep, StepPlan, compiled_or_eager, make_step
@@ -71,13 +72,16 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
                log: Callable[[str], None] | None = None, compile: str = "off",
                checkpoint: Checkpointing | None = None, data_id: str = "",
                x_val: torch.Tensor | None = None,
-               y_val: torch.Tensor | None = None, label: str = "") -> SlabResult:
+               y_val: torch.Tensor | None = None, label: str = "",
+               stop: StopRequest | None = None) -> SlabResult:
     """Train every member for ``cfg.epochs`` epochs (or stop after ``max_steps`` steps:
     the schedules are the full run's either way), resuming
     from ``checkpoint`` when it holds a matching earlier state. Each evaluation also
     scores the validation split ``x_val, y_val`` when it has rows (NaN otherwise).
     ``label`` names the slab in every log line (e.g. dataset/optimiser/arch; default
-    the optimiser's algorithm and the architecture)."""
+    the optimiser's algorithm and the architecture). Once ``stop`` is set (see
+    :func:`wdnorm.engine.interrupt.on_signals`) the slab saves its checkpoint at the
+    next step boundary, mid-epoch if need be, and raises :class:`StopRequested`."""
     check_members(cfg, members)
     label = label or f"{cfg.optimiser.algorithm}/{cfg.arch}"
     retain_freed_memory()
@@ -115,7 +119,11 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
     progress = _Progress(label, cfg, total, steps_per_epoch, st.step, step_fn, how)
     last_save, seconds_before = (time.perf_counter(), st.step), st.train_seconds
     while st.step < total:
-        run_epoch(cfg, st, hyper, plan, step_fn, x_train, y_train, steps_per_epoch, total)
+        run_epoch(cfg, st, hyper, plan, step_fn, x_train, y_train, steps_per_epoch, total,
+                  stop)
+        if stop:
+            st.train_seconds = seconds_before + progress.elapsed()
+            _stop(label, st, checkpoint, key, stop, log)
         st.epoch += 1
         evaluated = _evaluates(cfg, st.epoch, st.step >= total)
         if evaluated:
@@ -131,6 +139,18 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
     compiled = isinstance(step_fn, CompiledStep) and step_fn.how == "compiled"
     return _result(cfg, members, st, hyper, plan, sched.k, compiled,
                    step_fn.compile_seconds if compiled else None)
+
+
+def _stop(label, st, checkpoint, key, stop, log):
+    where = f"step {st.step} (epoch {st.epoch}, {st.epoch_pos} steps into it)"
+    if checkpoint is None:
+        raise StopRequested(f"{label}: {stop.reason} at {where}; no checkpoint configured")
+    slab_state.save(checkpoint.path, st, key)
+    message = (f"{label}: {stop.reason} at {where}: checkpoint saved -> {checkpoint.path}; "
+               f"a rerun resumes from it")
+    if log:
+        log(message)
+    raise StopRequested(message)
 
 
 def _evaluates(cfg: SlabConfig, epoch: int, last: bool) -> bool:
@@ -164,19 +184,25 @@ def retain_freed_memory() -> None:
         pass
 
 
-def run_epoch(cfg, st, hyper: Hyper, plan, step_fn, x_train, y_train, steps_per_epoch, total):
-    """One epoch of steps (fewer when ``total`` comes first), updating ``st`` in place.
-    Nothing here waits for the device: the batch gather, the divergence bookkeeping and
-    the trace arithmetic all happen inside the step."""
+def run_epoch(cfg, st, hyper: Hyper, plan, step_fn, x_train, y_train, steps_per_epoch, total,
+              stop: StopRequest | None = None):
+    """The rest of the current epoch (all of it unless a checkpoint stopped inside it;
+    fewer steps when ``total`` comes first, or when ``stop`` is set), updating ``st`` in
+    place. Nothing here waits for the device: the batch gather, the divergence
+    bookkeeping and the trace arithmetic all happen inside the step."""
     device = x_train.device
+    # the epoch's order is drawn from the generators as they were at its start (kept,
+    # so that a checkpoint taken inside the epoch redraws the very same order)
+    st.epoch_gens = [g.get_state() for g in st.gens]
     orders = torch.stack([epoch_batches(g, len(x_train), cfg.batch_size) for g in st.gens],
                          1).to(device)                                    # [batches, S, B]
-    n = min(steps_per_epoch, total - st.step)
+    first = st.epoch_pos
+    n = min(steps_per_epoch - first, total - st.step)
     steps = torch.arange(st.step, st.step + n, device=device)
     data = {"x": x_train, "y": y_train, "stream_of": hyper.stream_of}
-    for b in range(n):
+    for b in range(first, first + n):
         new, losses, rows = step_fn({**st.tensors, "diverged_step": st.diverged_step},
-                                    {**data, "rows": orders[b], "step": steps[b]},
+                                    {**data, "rows": orders[b], "step": steps[b - first]},
                                     hyper.at(st.step))
         st.diverged_step = new.pop("diverged_step")
         st.tensors = new
@@ -185,6 +211,10 @@ def run_epoch(cfg, st, hyper: Hyper, plan, step_fn, x_train, y_train, steps_per_
             for key, row in zip(TRACE_KEYS, rows):
                 st.trace[key][st.step] = row
         st.step += 1
+        st.epoch_pos = b + 1
+        if stop:
+            return
+    st.epoch_pos = 0
 
 
 def _record_eval(cfg, st, hyper: Hyper, data):
