@@ -216,6 +216,22 @@ def test_signed_rank_null_matches_enumeration():
     assert np.allclose(stats.signed_rank_cdf(10), np.cumsum(brute_null(10)))
 
 
+def test_exact_signed_rank_p_is_scipys_exact_wilcoxon():
+    """With ties, zeros and either sign, all three alternatives: the in-house p-value is
+    SciPy's exact one (the stability bootstrap relies on the in-house one for speed)."""
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(3)
+    cases = [rng.normal(0.01, 0.02, 10), np.round(rng.normal(0, 0.02, 12), 2),
+             np.array([0.0, 0.0, 0.01, -0.01, 0.02, 0.02, 0.03, -0.04, 0.05, 0.01]),
+             np.full(10, -0.02), rng.normal(0, 1, 7)]
+    for d in cases:
+        for alternative in ("two-sided", "greater", "less"):
+            ref = wilcoxon(d, zero_method="zsplit", method="exact",
+                           alternative=alternative).pvalue
+            assert stats.exact_signed_rank_p(d, alternative) == pytest.approx(ref, rel=1e-12)
+
+
 def test_tost_on_known_cases():
     inside = np.linspace(-0.004, 0.005, 10)
     assert stats.tost(inside, 0.02)["p"] == pytest.approx(0.5 ** 10)
@@ -513,3 +529,23 @@ def test_statistical_claims_state_their_margin():
     for x in out["claims"]:  # C8, C9 have nothing to count without an lr grid, protocols
         assert x["test"] and (x["n"] or x["id"] in ("C8", "C9")) and x["rule"] \
             and x["summary"], x["id"]
+
+
+def test_the_answer_weighs_grid_edges_by_arm():
+    from wdnorm.claims.answer import edge_sentence
+
+    threat = edge_sentence({"weight_decay": [], "no_weight_decay": ["ln"]})
+    assert "ln" in threat and "overstate" in threat and "handicaps" not in threat
+    safe = edge_sentence({"weight_decay": ["bn"], "no_weight_decay": []})
+    assert "interior for every architecture" in safe and "bn" in safe and "handicaps" in safe
+    assert edge_sentence({}) == ""  # nothing tuned: nothing said
+
+
+def test_an_effect_between_diverged_arms_says_so():
+    from wdnorm.claims import common
+
+    arms = {"weight_decay": {"runs": 10, "ok": 1, "diverged": 9, "collapsed": 0},
+            "no_weight_decay": {"runs": 10, "ok": 0, "diverged": 10, "collapsed": 0}}
+    assert common.failures_note({"arms": arms}) == " (diverged: WD 9/10, no-WD 10/10)"
+    healthy = {k: {"runs": 10, "ok": 10, "diverged": 0, "collapsed": 0} for k in arms}
+    assert common.failures_note({"arms": healthy}) == ""

@@ -27,9 +27,9 @@ rule claims:
 Finished jobid: 0 (Rule: claims)
 """
 TRAIN_LOG = """2026-12-02 10:00:12,000 slab d/o/ln: 10 members on cpu
-2026-12-02 10:00:30,000 o/ln: epoch 1/2 step 5/10 | compiled in 15.0 s (+ 2.0 s the evaluation)
+2026-12-02 10:00:30,000 o/ln: epoch 1/2 step 5/10 | compiled in 15.0 s
 2026-12-02 10:01:40,000 checkpoint at step 5 -> x.pt
-2026-12-02 10:01:45,000 trained in 92.0 s (90.0 s inside the training loop, step compiled)
+2026-12-02 10:01:45,000 trained in 92.0 s (90.0 s inside the training loop, of which evaluations 2.0 s; step compiled)
 """
 
 
@@ -43,6 +43,6 @@ def test_budget_from_the_logs(tmp_path: Path):
     assert b["gaps_s"] == 150 - 5 - 100 - 30  # before the first job, and 10:01:50-10:02:00
     assert b["core_s_per_rule"] == {"claims": 30, "prepare_data": 5, "train_slab": 100}
     slab = b["slabs"][0]
-    assert slab["slab"] == "d/o/ln" and slab["compile_s"] == 17.0 and slab["checkpoints"] == 1
+    assert slab["slab"] == "d/o/ln" and slab["compile_s"] == 15.0 and slab["evaluation_s"] == 2.0 and slab["checkpoints"] == 1
     assert slab["steps_s"] == 73.0 and slab["setup_and_writing_s"] == 10.0
     assert "wall 150 s" in timing.render(b)

@@ -132,6 +132,20 @@ def test_outputs_of_the_default_targets(finished):
     assert not list((finished / "results").glob("checkpoints/**/*.pt"))  # deleted when done
 
 
+def test_the_time_budget_reads_the_real_logs(finished):
+    """What the end of a run prints is parsed from the logs the jobs really write."""
+    from wdnorm import timing
+
+    first_run = sorted((finished / ".snakemake" / "log").glob("*.snakemake.log"))[0]
+    budget = timing.budget(finished, first_run)
+    assert {s["slab"] for s in budget["slabs"]} >= {"digits/sgdm/ln", "digits/sgdm/plain"}
+    for slab in budget["slabs"]:
+        assert slab["trained_s"] > 0, slab
+        text = (finished / "results/logs/train" / f"{slab['slab']}.log").read_text()
+        # every part of the split is read from a line the job wrote, none defaults to 0
+        assert timing.TRAINED.search(text) and timing.EVALUATED.search(text), text[-500:]
+
+
 def test_nothing_to_do_after_a_complete_run(finished):
     assert planned_jobs(finished) == {}
 

@@ -55,8 +55,9 @@ def train_and_write(*, prepared_path, dataset: str, arch: str, optimiser_name: s
                             x_val=prepared.x_val, y_val=prepared.y_val,
                             label=f"{dataset}/{optimiser_name}/{arch}", stop=stop)
     wall = time.perf_counter() - started
-    log.info("trained in %.1f s (%.1f s inside the training loop, step %s)", wall,
-             result.train_seconds, "compiled" if result.compiled else "eager")
+    log.info("trained in %.1f s (%.1f s inside the training loop, of which evaluations "
+             "%.1f s; step %s)", wall, result.train_seconds, result.eval_seconds,
+             "compiled" if result.compiled else "eager")
     run_dirs = _write_runs(result, layout, settings, dataset=dataset,
                            n_train=len(prepared.x_train),
                            optimiser_name=optimiser_name, dataset_sha=dataset_sha,

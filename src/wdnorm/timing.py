@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
-COMPILED = re.compile(r"compiled in ([\d.]+) s(?: \(\+ ([\d.]+) s the evaluation\))?")
+COMPILED = re.compile(r"compiled in ([\d.]+) s")
 TRAINED = re.compile(r"trained in ([\d.]+) s \(([\d.]+) s inside the training loop")
-EVALUATED = re.compile(r"evaluations? ([\d.]+) s")
+EVALUATED = re.compile(r"of which evaluations ([\d.]+) s")
 CHECKPOINT = re.compile(r"checkpoint at step \d+")
 
 
@@ -73,8 +73,8 @@ def slab_budget(job: Job, root: Path) -> dict:
     compiled = COMPILED.search(text)
     trained = TRAINED.search(text)
     compile_s = float(compiled.group(1)) if compiled else 0.0
-    compile_s += float(compiled.group(2) or 0.0) if compiled else 0.0
-    evaluation_s = sum(float(m.group(1)) for m in EVALUATED.finditer(text))
+    evaluated = EVALUATED.search(text)
+    evaluation_s = float(evaluated.group(1)) if evaluated else 0.0
     loop_s = float(trained.group(2)) if trained else 0.0
     total_s = float(trained.group(1)) if trained else job.seconds
     return {"slab": Path(job.log).with_suffix("").as_posix().split("train/", 1)[-1],

@@ -32,7 +32,7 @@ def by_role(per_arch: Mapping, role: str) -> dict:
 
 def cell_text(arch: str, cell: Mapping) -> str:
     e = cell.get("test_acc") or {}
-    return f"{arch} {e.get('outcome', 'n/a')} {c.ci_pp(e)}"
+    return f"{arch} {e.get('outcome', 'n/a')} {c.ci_pp(e)}{c.failures_note(cell)}"
 
 
 def main_sentence(c6: Mapping, c8: Mapping | None) -> str:
@@ -47,9 +47,26 @@ def main_sentence(c6: Mapping, c8: Mapping | None) -> str:
             f"[95% CI]).")
     if c8:
         text += f" Each arm tuned on the validation split (C8 {verdict_of(c8)}): {c8['key_numbers']}."
-        edges = (c8.get("measured") or {}).get("edge_selections") or []
-        if edges:
-            text += f" Tuning may be incomplete for {', '.join(edges)} (selected at a grid edge)."
+        text += edge_sentence((c8.get("measured") or {}).get("edge_selections") or {})
+    return text
+
+
+def edge_sentence(edges: Mapping) -> str:
+    """What the grid edges of C8's selections mean for its direction: a better no-WD
+    setting beyond the grid could close WD's lead; a better WD setting there could only
+    have raised the WD arm's validation score (its edges handicap WD, if anything)."""
+    if not edges:  # nothing was tuned
+        return ""
+    wd, no_wd = edges.get("weight_decay") or [], edges.get("no_weight_decay") or []
+    text = ""
+    if no_wd:
+        text += (f" The no-WD arm is selected at a grid edge for {', '.join(no_wd)}: its "
+                 f"tuning may be incomplete there, which can overstate WD's advantage.")
+    else:
+        text += " The no-WD arm's selected learning rate is interior for every architecture."
+    if wd:
+        text += (f" The WD arm is selected at a grid edge for {', '.join(wd)}: its tuning may "
+                 f"be incomplete there, which if anything handicaps the WD arm.")
     return text
 
 
@@ -74,8 +91,8 @@ def protocol_sentence(c9: Mapping) -> str:
     lead = {"refuted": "The answer depends on the protocol",
             "supported": "The answer is the same under every protocol",
             "inconclusive": "Not every protocol decides"}[c9["verdict"]]
-    res_txt = (f"; the residual net res improves under {', '.join(residual) or 'none'} of "
-               f"{', '.join(with_res)}" if with_res else "")
+    res_txt = (f"; the residual net res improves under {len(residual)} of the {len(with_res)} protocols "
+               f"({', '.join(residual) or 'none'})" if with_res else "")
     return (f"{lead} (C9 {verdict_of(c9)}): weight decay improves a normalised stacked net "
             f"under {', '.join(improved) or 'no protocol'}, not under "
             f"{', '.join(not_improved) or 'any other'}{res_txt}. " + "; ".join(parts) + ".")

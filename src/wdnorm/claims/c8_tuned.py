@@ -201,8 +201,11 @@ def decide(tables: Mapping[str, pd.DataFrame], settings: Mapping | None = None) 
     reasons = "; ".join(f"{s}: {v['verdict']} ({v['reason']})" for s, v in per_setting.items())
     summary = ("Best-tuned WD minus best-tuned no-WD, test-accuracy HL shift [95% CI]: "
                + "; ".join(cell_text(k, x) for k, x in shown.items()) + f". {reasons}.")
-    edged = [k for k, x in c.Labeller(runs).display(per_arch).items()
-             if x["selected"]["weight_decay"]["edges"] or x["selected"]["no_weight_decay"]["edges"]]
+    # where a selection sits on the grid's edge, per arm (the answer weighs them: an
+    # edge of the WD arm can only understate WD, one of the no-WD arm can overstate it)
+    edged = {arm: [k for k, x in c.Labeller(runs).display(per_arch).items()
+                   if x["selected"][arm]["edges"]]
+             for arm in ("weight_decay", "no_weight_decay")}
     return c.Decision(verdict, summary,
                       ", ".join(f"{k} {c.ci_pp(x['test_acc'])}" for k, x in shown.items()),
                       {k: x["n_pairs"] for k, x in per_arch.items()},

@@ -141,7 +141,7 @@ def decide_measured(per_protocol: Mapping) -> str:
 
 def protocol_text(name: str, p: Mapping) -> str:
     head = ", ".join(f"{a} {x['test_acc']['outcome']} {c.ci_pp(x['test_acc'])}"
-                     for a, x in p["per_arch"].items())
+                     f"{c.failures_note(x)}" for a, x in p["per_arch"].items())
     changed = [f"{a} {e['main']} → {e['here']}" for a, e in (p.get("against_main") or {}).items()
                if e["changed"]]
     factor = f" ({p['changes']})" if p.get("changes") else ""

@@ -222,3 +222,17 @@ def ci_pp(effect: Mapping) -> str:
     bounds = (f"[{pp(lo) if lo is not None else '−∞'}, {pp(hi) if hi is not None else '+∞'}]"
               .replace(" pp", ""))
     return f"{pp(effect.get('hl'))} {bounds}"
+
+
+def failures_note(cell: Mapping) -> str:
+    """' (diverged: WD 9/10, no-WD 10/10)' when runs of either arm diverged or collapsed
+    (they are scored as outcomes; an effect between two diverged arms is no finding)."""
+    arms = cell.get("arms") or {}
+    parts = []
+    for status in ("diverged", "collapsed"):
+        counts = [f"{label} {arms[arm][status]}/{arms[arm]['runs']}"
+                  for label, arm in (("WD", "weight_decay"), ("no-WD", "no_weight_decay"))
+                  if (arms.get(arm) or {}).get(status)]
+        if counts:
+            parts.append(f"{status}: {', '.join(counts)}")
+    return f" ({'; '.join(parts)})" if parts else ""

@@ -47,6 +47,7 @@ class SlabResult:
     train_seconds: float
     compiled: bool = False
     compile_seconds: float | None = None    # the first step's compilation (compiled only)
+    eval_seconds: float = 0.0               # this job's evaluations (inside train_seconds)
     resumed_from: int | None = None
 
     def state_dict(self, i: int) -> dict[str, torch.Tensor]:
@@ -114,8 +115,10 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
     step_fn, how = compiled_or_eager(make_step(plan), compile, device,
                                      len(members) * (total - st.step))
     data = (x_train, y_train, x_test, y_test, x_val, y_val)
+    started = time.perf_counter()
     if st.step == 0 and not st.history["epoch"]:
         _record_eval(cfg, st, hyper, data)
+    eval_seconds = time.perf_counter() - started
     progress = _Progress(label, cfg, total, steps_per_epoch, st.step, step_fn, how)
     last_save, seconds_before = (time.perf_counter(), st.step), st.train_seconds
     while st.step < total:
@@ -127,7 +130,9 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
         st.epoch += 1
         evaluated = _evaluates(cfg, st.epoch, st.step >= total)
         if evaluated:
+            started = time.perf_counter()
             _record_eval(cfg, st, hyper, data)
+            eval_seconds += time.perf_counter() - started
         st.train_seconds = seconds_before + progress.elapsed()
         if log:
             log(progress.line(st, evaluated))
@@ -137,8 +142,10 @@ def train_slab(cfg: SlabConfig, members: list[Member], x_train: torch.Tensor,
             if log:
                 log(f"{label}: checkpoint at step {st.step} -> {checkpoint.path}")
     compiled = isinstance(step_fn, CompiledStep) and step_fn.how == "compiled"
-    return _result(cfg, members, st, hyper, plan, sched.k, compiled,
-                   step_fn.compile_seconds if compiled else None)
+    result = _result(cfg, members, st, hyper, plan, sched.k, compiled,
+                     step_fn.compile_seconds if compiled else None)
+    result.eval_seconds = eval_seconds
+    return result
 
 
 def _stop(label, st, checkpoint, key, stop, log):
