@@ -165,6 +165,10 @@ def _dry_run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     ({"protocols": {"main": {"lr_schedule": "constant"}}}, ("'main' is the name",)),
     ({"protocols": {"again": {"lr_schedule": "cosine"}}}, ("trains the same runs",)),
     ({"protocols": {"x": {"dataset": "imagenet"}}}, ("protocols.x.dataset", "imagenet")),
+    # two protocols on one dataset the main grid does not train, with other sizes
+    ({"protocols": {"a": {"dataset": "digits", "n_train": 500},
+                    "b": {"dataset": "digits", "n_train": 600, "lr_schedule": "constant"}}},
+     ("both train on data digits", "n_train")),
 ])
 def test_impossible_combinations_fail_naming_the_keys(config, change, needles):
     for key, value in change.items():

@@ -559,3 +559,12 @@ def test_verify_prepared_meta_and_torch_problems(tmp_path, digits_full):
     fileio.write_json(meta2, {**fileio.read_json(meta2), "n_test": 449})
     assert "x_test has shape (450, 64), its meta says (449, 64)" in \
         data.verify_prepared(pt2, meta2)[0]
+
+
+def test_a_protocol_data_variant_holds_its_source_dataset(tmp_path, digits_full):
+    """``digits-more.pt`` (a C9 protocol's variant of digits) holds dataset 'digits': sound
+    when the caller says which dataset it must hold, foreign to a file-stem check."""
+    pt, meta = saved(digits_full, tmp_path, "digits-more")
+    assert data.verify_prepared(pt, meta, "digits") == []
+    problems = data.verify_prepared(pt, meta, "mnist1d")
+    assert len(problems) == 1 and "holds dataset 'digits', not 'mnist1d'" in problems[0]

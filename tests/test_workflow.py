@@ -28,8 +28,10 @@ TINY = {
     "training": {"epochs": 2, "batch_size": 64, "eval_every": 1, "final_evals": 2,
                  "lr_schedule": "cosine", "lr_decay_fraction": 0.5},
     "claims": {"weight_decay": 1e-2, "stability": {"resamples": 20}},
-    # C9: a constant learning rate trains beside the grid, in its slabs
-    "protocols": {"constant_lr": {"lr_schedule": "constant", "changes": "constant LR"}},
+    # C9: a constant learning rate trains beside the grid, in its slabs; a data variant
+    # (no validation split) in slabs and a prepared file of its own
+    "protocols": {"constant_lr": {"lr_schedule": "constant", "changes": "constant LR"},
+                  "all_data": {"n_validation": 0, "changes": "no validation split"}},
     "gradient_identity": {"steps": 20, "lr": 0.05},
     "equivalence_probe": {"steps": 30},
     "device": "auto",
@@ -101,14 +103,17 @@ def test_outputs_of_the_default_targets(finished):
     assert tuned["digits/sgdm/ln"]["n_pairs"] == len(TINY["seeds"])
     assert len(tuned["digits/sgdm/ln"]["candidates"]) == 4
     runs = pd.read_csv(finished / "results" / "tables" / "runs.csv")
-    assert runs["val_acc"].notna().all() and set(runs["lr"]) == {0.05, 0.1}
-    assert set(runs["protocol"]) == {"main", "constant_lr"}
+    in_variant = runs["protocol"] == "all_data"
+    assert runs.loc[~in_variant, "val_acc"].notna().all() and set(runs["lr"]) == {0.05, 0.1}
+    assert runs.loc[in_variant, "val_acc"].isna().all() and in_variant.any()
+    assert (finished / "data/prepared/digits-all_data.pt").exists()
+    assert set(runs["protocol"]) == {"main", "constant_lr", "all_data"}
     assert set(runs.loc[runs["protocol"] == "constant_lr", "lr_schedule"]) == {"constant"}
     c9 = next(c for c in claims["claims"] if c["id"] == "C9")["measured"]["per_protocol"]
-    assert set(c9) == {"main", "constant_lr"} and set(c9["constant_lr"]["per_arch"]) == {
-        "ln", "plain"}
+    assert set(c9) == {"main", "constant_lr", "all_data"}
+    assert set(c9["constant_lr"]["per_arch"]) == set(c9["all_data"]["per_arch"]) == {"ln", "plain"}
     history = pd.read_csv(finished / "results" / "tables" / "history.csv")
-    per_run = history.groupby(["arch", "run_id"]).size()
+    per_run = history.groupby(["dataset", "arch", "run_id"]).size()
     assert per_run.min() >= 3 and len(per_run) == len(runs)  # every run, every evaluation
     effects = pd.read_csv(finished / "results" / "tables" / "effects.csv")
     assert {"C6", "C8", "C9"} <= set(effects["claim"])
@@ -218,7 +223,8 @@ def test_corrupt_prepared_data_stops_before_any_job(copy_of):
     assert "digits.pt" in output and "sha256" in output and "snakemake" in output
     assert "rule train_slab" not in output  # no job started
     after = sorted(p.relative_to(copy_of) for p in copy_of.glob("results/runs/**/MANIFEST.sha256"))
-    assert after == before and len(before) == len(TINY["seeds"]) * 15
+    # per seed: ln 9 + plain 6 runs in the main slabs, 2 + 2 in the data variant's
+    assert after == before and len(before) == len(TINY["seeds"]) * 19
 
 
 def test_re_preparing_identical_data_leaves_nothing_to_do(copy_of):

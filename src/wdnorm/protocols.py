@@ -83,10 +83,11 @@ def default_architectures(config: Mapping) -> tuple[str, ...]:
 def data_variant(config: Mapping, dataset: str, overrides: Mapping, protocol: str) -> DataVariant:
     values = {key: overrides.get(key, config[key]) for key in DATA_KEYS}
     options = dict(config.get(dataset) or {})
-    main_like = dataset in config["datasets"] and all(
+    # a dataset the main grid does not train keeps its own name, whatever its sizes; one
+    # it trains keeps it only with the main grid's sizes (else {dataset}-{protocol})
+    own_name = dataset not in config["datasets"] or all(
         values[key] == config[key] for key in DATA_KEYS)
-    name = dataset if main_like or not any(k in overrides for k in DATA_KEYS) else \
-        f"{dataset}-{protocol}"
+    name = dataset if own_name else f"{dataset}-{protocol}"
     return DataVariant(name, dataset, values["n_train"], int(values["n_validation"]),
                        int(values["subset_seed"]), options)
 
@@ -177,7 +178,14 @@ def check(config: Mapping) -> None:
         raise ValueError(f"protocols: {MAIN!r} is the name of the main protocol (the grid); "
                          "choose another name")
     seen: dict[tuple, str] = {}
+    data_of: dict[str, Protocol] = {}
     for p in resolve(config):
+        other = data_of.setdefault(p.data.name, p)
+        if other.data != p.data:
+            raise ValueError(
+                f"protocols.{p.name} and {other.name!r} both train on data {p.data.name} "
+                f"with other sizes ({p.data.values()} vs {other.data.values()}): give them "
+                "the same n_train, n_validation and subset_seed")
         for arch in p.architectures:
             try:
                 archs.check_architecture(arch)

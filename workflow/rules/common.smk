@@ -38,8 +38,9 @@ LAYOUT = Layout()
 # The prepared datasets the protocols train on (the main grid's, and C9's data variants).
 DATA = protocols.data_variants(CONFIG)
 if workflow.is_main_process:
-    _problems = [p for ds in DATA
-                 for p in data.verify_prepared(LAYOUT.prepared(ds), LAYOUT.prepared_meta(ds))]
+    _problems = [p for ds, variant in DATA.items()
+                 for p in data.verify_prepared(LAYOUT.prepared(ds), LAYOUT.prepared_meta(ds),
+                                               variant.dataset)]
     if _problems:
         raise WorkflowError("unusable prepared data (nothing was run or deleted):\n  "
                             + "\n  ".join(_problems))

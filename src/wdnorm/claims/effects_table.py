@@ -5,7 +5,9 @@ records so a reader can plot or re-test them without parsing claims.json.
 Units: accuracies and their differences are fractions (``unit`` = "fraction": 0.01 is
 one percentage point); p-values are one- or two-sided as their names say; ``outcome``
 is the cell's decision at the family-wise α after Holm (improves / harms / no
-detectable change), ``verdict`` the verdict of the protocol (or setting) it belongs to.
+detectable change), ``verdict`` the verdict of the protocol (or setting) it belongs to;
+``runs_*`` and ``diverged_*`` count each arm's runs and divergences (kept as outcomes: an
+effect between two mostly diverged arms is no finding, and the figure says so).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from . import effects
 COLUMNS = ["claim", "protocol", "factor", "dataset", "optimiser", "arch", "role", "comparison",
            "metric", "unit", "n", "estimate", "ci_low", "ci_high", "ci_level", "mean",
            "p_improves", "p_improves_holm", "p_changes", "p_changes_holm", "outcome",
-           "verdict"]
+           "verdict", "runs_wd", "diverged_wd", "runs_no_wd", "diverged_no_wd"]
 
 
 def _rows(claim: str, protocol: str, factor: str, comparison: str, cell: Mapping,
           key: Mapping, verdict: str) -> list[dict]:
+    arms = cell.get("arms") or {}
+    counts = {f"{what}_{suffix}": (arms.get(arm) or {}).get(what)
+              for arm, suffix in (("weight_decay", "wd"), ("no_weight_decay", "no_wd"))
+              for what in ("runs", "diverged")}
     out = []
     for metric in effects.IMPROVES:
         e = cell.get(metric)
@@ -37,7 +43,7 @@ def _rows(claim: str, protocol: str, factor: str, comparison: str, cell: Mapping
             ci_level=e.get("ci_level"), mean=e.get("mean"), p_improves=e.get("p_improves"),
             p_improves_holm=e.get("p_improves_holm"), p_changes=e.get("p_changes"),
             p_changes_holm=e.get("p_changes_holm"), outcome=e.get("outcome"),
-            verdict=verdict))
+            verdict=verdict, **counts))
     return out
 
 

@@ -158,9 +158,12 @@ def _sha256(path: Path) -> str:
 
 # --------------------------------------------------------------------------- verification
 
-def verify_prepared(pt_path: str | os.PathLike, meta_path: str | os.PathLike) -> list[str]:
+def verify_prepared(pt_path: str | os.PathLike, meta_path: str | os.PathLike,
+                    dataset: str | None = None) -> list[str]:
     """Problems with a prepared dataset, each naming the file, what is wrong and the
-    command that rebuilds it; [] when it is sound or not built yet (no ``.pt``)."""
+    command that rebuilds it; [] when it is sound or not built yet (no ``.pt``).
+    ``dataset``: the registry dataset the file must hold (default: the file's stem; a
+    protocol's data variant ``{dataset}-{protocol}.pt`` holds its source dataset)."""
     pt_path, meta_path = Path(pt_path), Path(meta_path)
     if not pt_path.exists():
         return []  # snakemake builds it
@@ -177,11 +180,11 @@ def verify_prepared(pt_path: str | os.PathLike, meta_path: str | os.PathLike) ->
     if actual != meta["sha256"]:
         return [f"{pt_path}: sha256 {actual} differs from {meta['sha256']} recorded in "
                 f"{meta_path} (truncated, corrupt or replaced); {fix}"]
-    problem = _payload_problem(pt_path, meta)
+    problem = _payload_problem(pt_path, meta, dataset or pt_path.stem)
     return [f"{pt_path}: {problem}; {fix}"] if problem else []
 
 
-def _payload_problem(pt_path: Path, meta: dict) -> str | None:
+def _payload_problem(pt_path: Path, meta: dict, expected: str) -> str | None:
     """Why the torch file does not hold the dataset its meta describes, or None.
     (mmap: only the zip index and the small meta are read, not the tensors.)"""
     try:
@@ -194,8 +197,8 @@ def _payload_problem(pt_path: Path, meta: dict) -> str | None:
     name = inner.get("name") if isinstance(inner, dict) else None
     if name != meta.get("name"):
         return f"holds dataset {name!r} but its meta names {meta.get('name')!r}"
-    if name != pt_path.stem:  # the layout names each file after its dataset
-        return f"holds dataset {name!r}, not {pt_path.stem!r} (a file from elsewhere)"
+    if name != expected:  # the layout names each file after its dataset (or variant)
+        return f"holds dataset {name!r}, not {expected!r} (a file from elsewhere)"
     shapes = {"x_train": (meta.get("n_train"), meta.get("d_in")), "y_train": (meta.get("n_train"),),
               "x_test": (meta.get("n_test"), meta.get("d_in")), "y_test": (meta.get("n_test"),),
               "x_val": (meta.get("n_validation"), meta.get("d_in")),

@@ -186,8 +186,10 @@ REGISTRY: dict[str, Figure] = {f.name: f for f in (
         "differences with its CI, as ``results/tables/effects.csv`` states them (the "
         "claims step's own numbers) -- sorted by size and coloured by its outcome: "
         "improves, harms, or no detectable change (Holm-adjusted signed-rank tests). "
-        "Larger diamonds: the headline architectures. Right: each protocol's own verdict. "
-        + _HEADER_NOTE),
+        "Larger diamonds: the headline architectures. A hollow grey circle marks an effect "
+        "between arms whose runs mostly diverged (chance against chance: no finding; "
+        "its interval is left out of the axis range and the counts are in its label). "
+        "Right: each protocol's own verdict. " + _HEADER_NOTE),
 )}
 
 #: Figure names in drawing order (figure_outputs() in the Snakefile).
