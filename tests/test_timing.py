@@ -46,3 +46,11 @@ def test_budget_from_the_logs(tmp_path: Path):
     assert slab["slab"] == "d/o/ln" and slab["compile_s"] == 15.0 and slab["evaluation_s"] == 2.0 and slab["checkpoints"] == 1
     assert slab["steps_s"] == 73.0 and slab["setup_and_writing_s"] == 10.0
     assert "wall 150 s" in timing.render(b)
+
+
+def test_a_run_without_training_says_so(tmp_path: Path):
+    log = tmp_path / "sm.log"
+    log.write_text("\n".join(line for line in SNAKEMAKE_LOG.splitlines()
+                             if "train_slab" not in line))
+    text = timing.render(timing.budget(tmp_path, log))
+    assert "no training job" in text and "None" not in text

@@ -132,13 +132,18 @@ def render(b: dict) -> str:
     slabs = b["slabs"]
     total = {k: sum(s[k] for s in slabs) for k in ("compile_s", "steps_s", "evaluation_s",
                                                    "setup_and_writing_s")}
-    lines = [f"wall {b['wall_s']:.0f} s; training phase {b['training_phase_s']:.0f} s "
-             f"(wall / training {b['wall_over_training']}); no job running "
-             f"{b['gaps_s']:.0f} s",
-             f"training, {len(slabs)} slabs, core-s: compile {total['compile_s']:.0f}, steps "
-             f"{total['steps_s']:.0f}, evaluation {total['evaluation_s']:.0f}, set-up and "
-             f"writing {total['setup_and_writing_s']:.0f}; checkpoints "
-             f"{sum(s['checkpoints'] for s in slabs)}",
+    if not slabs:  # nothing was trained (figures or claims redone)
+        head = f"wall {b['wall_s']:.0f} s; no training job; no job running {b['gaps_s']:.0f} s"
+        training = []
+    else:
+        head = (f"wall {b['wall_s']:.0f} s; training phase {b['training_phase_s']:.0f} s "
+                f"(wall / training {b['wall_over_training']}); no job running "
+                f"{b['gaps_s']:.0f} s")
+        training = [f"training, {len(slabs)} slabs, core-s: compile {total['compile_s']:.0f}, "
+                    f"steps {total['steps_s']:.0f}, evaluation {total['evaluation_s']:.0f}, "
+                    f"set-up and writing {total['setup_and_writing_s']:.0f}; checkpoints "
+                    f"{sum(s['checkpoints'] for s in slabs)}"]
+    lines = [head, *training,
              "other jobs, core-s: " + ", ".join(f"{k} {v:.0f}" for k, v in
                                                 b["core_s_per_rule"].items()
                                                 if k != "train_slab")]
