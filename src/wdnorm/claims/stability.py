@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..config import defaults
 from . import common as c
 
 METHOD = "seed bootstrap (seeds drawn with replacement, arms kept paired)"
@@ -49,16 +50,18 @@ def stability(claim, tables: Mapping[str, pd.DataFrame], settings: Mapping | Non
               verdict: str) -> dict:
     """The stability record of ``claim`` (a :class:`~wdnorm.claims.registry.Claim`)
     whose verdict on ``tables`` was ``verdict``."""
-    options = c.claims_settings(settings).get("stability") or {}
-    resamples = int(options.get("resamples", 200))
-    threshold = float(options.get("threshold", 0.9))
+    # the schema's defaults for whatever the settings leave out (callers outside the
+    # workflow pass partial settings)
+    options = {**defaults("claims", "stability"),
+               **(c.claims_settings(settings).get("stability") or {})}
+    resamples, threshold = int(options["resamples"]), float(options["threshold"])
     own = claim.rows(tables)
     seeds = seeds_of(own)
     record = {"method": METHOD, "resamples": 0, "threshold": threshold, "seeds": len(seeds)}
     if len(seeds) < 2:
         return dict(record, agreement=1.0, fragile=False,
                     note="not seed-dependent: its tables hold no seeds to re-draw")
-    rng = np.random.default_rng(int(options.get("seed", 0)))
+    rng = np.random.default_rng(int(options["seed"]))
     counts: dict[str, int] = {}
     for _ in range(resamples):
         drawn = rng.choice(np.asarray(seeds), size=len(seeds), replace=True)

@@ -58,11 +58,11 @@ def _candidates_panel(ax, cell: dict, arch: str) -> None:
         panels.empty(ax)
         return
     wds = sorted(table["weight_decay"].astype(float).unique())
+    # the learning rates in increasing order, light to dark (the table is sorted by score)
+    order = [f"η = {v:g}" for v in sorted(table["lr"].astype(float).unique())]
     table = table.assign(x=table["weight_decay"].astype(float).map(wds.index),
                          val=100 * table["val_acc_mean"].astype(float),
                          lr=[f"η = {float(v):g}" for v in table["lr"]])
-    # the learning rates in increasing order, light to dark (the table is sorted by score)
-    order = [f"η = {v:g}" for v in sorted(table["lr"].astype(float).unique())]
     shades = sns.light_palette(style.colour(arch), n_colors=len(order) + 1)[1:]
     sns.lineplot(table, x="x", y="val", hue="lr", hue_order=order, palette=shades, style="lr",
                  style_order=order, markers=True, dashes=False, markersize=5, linewidth=1.0,
