@@ -501,6 +501,9 @@ def test_decide_all_write_and_render(tmp_path):
         assert out["inputs"][name]["sha256"] == fileio.sha256_file(path)
     assert out["naming"]["postln"]["article_name"] == "pre-norm"
     assert out["answer"]["verdict"] == "supported" and "plain" in out["answer"]["text"]
+    # C6 supported and no protocol besides the main one: "yes", one line for the main grid
+    assert out["answer"]["headline"].startswith("Yes: weight decay does not improve")
+    assert [line.split(" ")[0] for line in out["answer"]["by_protocol"]] == ["main"]
     assert all(x["stability"]["resamples"] in (0, 8) for x in out["claims"])
     claims.write_claims(out, tmp_path / "claims.json", tmp_path / "CLAIMS.md",
                         tmp_path / "effects.csv")
@@ -514,7 +517,8 @@ def test_decide_all_write_and_render(tmp_path):
     assert again["verdicts"] == out["verdicts"]
     md = (tmp_path / "CLAIMS.md").read_text()
     assert md.index("Main protocol") < md.index("| claim | verdict | stability |")
-    assert md.count("**supported**") == 8 and "## C9" in md      # answer + 7 rows
+    assert md.count("**supported**") == 7 and "## C9" in md      # the 7 supported rows
+    assert md.index("**Answer.** Yes") < md.index("- main (the main grid): supported")
     loaded["runs"] = runs_df(effect={"ln": 0.03})
     flipped = claims.decide_all(loaded, SETTINGS)
     assert flipped["verdicts"]["C6"] == "refuted" and flipped["answer"]["verdict"] == "refuted"
@@ -529,6 +533,23 @@ def test_statistical_claims_state_their_margin():
     for x in out["claims"]:  # C8, C9 have nothing to count without an lr grid, protocols
         assert x["test"] and (x["n"] or x["id"] in ("C8", "C9")) and x["rule"] \
             and x["summary"], x["id"]
+
+
+def test_the_headline_names_the_protocols_and_what_they_change():
+    from wdnorm.claims.answer import headline
+
+    def cell(arch, role, outcome):
+        return {"arch": arch, "role": role, "test_acc": {"outcome": outcome}}
+    per = {"constant_lr": {"verdict": "supported", "per_arch": {
+               "ln": cell("ln", "headline", "harms"), "res": cell("res", "control", "improves")}},
+           "main": {"verdict": "refuted", "per_arch": {
+               "ln": cell("ln", "headline", "improves"), "res": cell("res", "control", "improves")}}}
+    by_id = {"C6": {"verdict": "refuted", "measured": {"per_arch": {"m/o/ln": per["main"]["per_arch"]["ln"]}}},
+             "C9": {"verdict": "refuted", "measured": {"per_protocol": per}}}
+    text = headline(by_id)
+    assert text.startswith("It depends on the training protocol.")
+    assert "(ln) under main; not under constant_lr (it harms ln under constant_lr)" in text
+    assert "res under 2 of the 2 protocols (main, constant_lr)" in text
 
 
 def test_the_answer_weighs_grid_edges_by_arm():

@@ -237,7 +237,9 @@ def synthetic_claims() -> dict:
     records[6]["tolerance"] = {"probe_tol": 1e-8, "track_steps": 300, "margin": 0.01}
     return {"claims": records, "verdicts": verdicts,
             "answer": {"question": "Is weight decay useless?", "verdict": "supported",
-                       "text": "synthetic answer"},
+                       "headline": "synthetic answer", "text": "synthetic text",
+                       "by_protocol": ["main (the main grid): supported; ln no change",
+                                       "constant_lr (constant): refuted; ln improves"]},
             "settings": {"claims": {"weight_decay": CLAIM_WD}},
             "tolerances": {"c1_invariant": 1e-5, "c1_non_invariant": 1e-2, "c2_rel_loss": 1e-4,
                            "c3_cos": 1e-3, "c3_identity": 1e-2, "c4_rel": 0.15}}
@@ -588,7 +590,8 @@ def test_caption_reads_test_and_n_from_claims(claims_json):
 
 
 def test_report_pages(claims_json, tmp_path, monkeypatch):
-    """The front page is short (question, answer, one line per claim, fragile marked);
+    """The front page is short (question, answer, a line per protocol, the verdicts on
+    one line, fragile marked);
     the verdict table and the configuration are pages of their own; every text is
     valid reStructuredText and the captions keep their test and n."""
     docutils_core = pytest.importorskip("docutils.core")
@@ -597,9 +600,11 @@ def test_report_pages(claims_json, tmp_path, monkeypatch):
     front = report.front_page(claims)
     html = docutils_core.publish_parts(front, writer="html",
                                        settings_overrides={"halt_level": 2})["body"]
-    assert html.index("Is weight decay useless?") < html.index("synthetic answer") < html.index("C1")
+    assert (html.index("Is weight decay useless?") < html.index("synthetic answer")
+            < html.index("constant_lr (constant): refuted") < html.index("C1"))
     assert "fragile" in html.split("C6")[1].split("C7")[0] and html.count("fragile") == 1
     assert len(front.splitlines()) <= 20 and "Wilcoxon" not in front
+    assert "synthetic text" not in front  # the answer with every number is on its own page
     table = report.verdict_table(claims)
     html = report.rst_to_html(table, "Verdicts")
     for cid, verdict in claims_json["verdicts"].items():

@@ -71,7 +71,7 @@ def edge_sentence(edges: Mapping) -> str:
 
 
 def protocol_sentence(c9: Mapping) -> str:
-    per = (c9.get("measured") or {}).get("per_protocol") or {}
+    per = main_first((c9.get("measured") or {}).get("per_protocol") or {})
     if len(per) < 2:
         return ""
     parts = []
@@ -81,13 +81,7 @@ def protocol_sentence(c9: Mapping) -> str:
         cells = ", ".join(cell_text(a, x) for a, x in p.get("per_arch", {}).items()
                           if x.get("role") in ("headline", "control"))
         parts.append(f"{name} ({p.get('changes') or 'as listed'}): {p['verdict']}; {cells}")
-    improved = [k for k, p in per.items()
-                if any(x["test_acc"].get("outcome") == "improves"
-                       for x in by_role(p.get("per_arch", {}), "headline").values())]
-    not_improved = [k for k in per if k not in improved]
-    with_res = [k for k, p in per.items() if "res" in p.get("per_arch", {})]
-    residual = [k for k in with_res
-                if per[k]["per_arch"]["res"]["test_acc"].get("outcome") == "improves"]
+    improved, not_improved, residual, with_res = protocol_outcomes(per)
     lead = {"refuted": "The answer depends on the protocol",
             "supported": "The answer is the same under every protocol",
             "inconclusive": "Not every protocol decides"}[c9["verdict"]]
@@ -96,6 +90,71 @@ def protocol_sentence(c9: Mapping) -> str:
     return (f"{lead} (C9 {verdict_of(c9)}): weight decay improves a normalised stacked net "
             f"under {', '.join(improved) or 'no protocol'}, not under "
             f"{', '.join(not_improved) or 'any other'}{res_txt}. " + "; ".join(parts) + ".")
+
+
+def protocol_outcomes(per: Mapping) -> tuple[list, list, list, list]:
+    """(protocols where WD improves a headline net, those where it does not, those where
+    it improves res, those that train res)."""
+    improved = [k for k, p in per.items()
+                if any(x["test_acc"].get("outcome") == "improves"
+                       for x in by_role(p.get("per_arch", {}), "headline").values())]
+    not_improved = [k for k in per if k not in improved]
+    with_res = [k for k, p in per.items() if "res" in p.get("per_arch", {})]
+    residual = [k for k in with_res
+                if per[k]["per_arch"]["res"]["test_acc"].get("outcome") == "improves"]
+    return improved, not_improved, residual, with_res
+
+
+def headline(by_id: Mapping[str, Mapping]) -> str:
+    """The answer in one or two sentences: yes, no, or under which protocols."""
+    c6 = by_id.get("C6") or {"verdict": "inconclusive"}
+    c9 = by_id.get("C9")
+    per = ((c9 or {}).get("measured") or {}).get("per_protocol") or {}
+    heads = list(by_role(((c6.get("measured") or {}).get("per_arch") or {}), "headline"))
+    nets = f"the normalised stacked nets ({', '.join(heads)})" if heads else \
+        "the normalised stacked nets"
+    if len(per) < 2:
+        return {"refuted": f"No: weight decay improves {nets}.",
+                "supported": f"Yes: weight decay does not improve {nets} beyond the margin.",
+                }.get(c6["verdict"], "Not decided by this run.")
+    per = main_first(per)
+    improved, not_improved, residual, with_res = protocol_outcomes(per)
+    harmed = [f"{a} under {k}" for k, p in per.items()
+              for a, x in by_role(p.get("per_arch", {}), "headline").items()
+              if x["test_acc"].get("outcome") == "harms"]
+    lead = {"refuted": "It depends on the training protocol.",
+            "supported": ("No, under every protocol tested." if c6["verdict"] == "refuted"
+                          else "Yes, under every protocol tested."),
+            }.get(c9["verdict"], "Not decided under every protocol.")
+    text = (f"{lead} Weight decay improves {nets} under {', '.join(improved) or 'no protocol'}"
+            f"; not under {', '.join(not_improved) or 'any other'}")
+    if harmed:
+        text += f" (it harms {', '.join(harmed)})"
+    if with_res:
+        text += (f"; it improves the residual net res under {len(residual)} of the "
+                 f"{len(with_res)} protocols ({', '.join(residual) or 'none'})")
+    return text + "."
+
+
+def main_first(per: Mapping) -> dict:
+    """The protocols with the main one first, the others in their order."""
+    return {k: per[k] for k in sorted(per, key=lambda k: k != "main")}
+
+
+def protocol_lines(by_id: Mapping[str, Mapping]) -> list[str]:
+    """One line per protocol: its verdict and the headline and control effects."""
+    per = (((by_id.get("C9") or {}).get("measured") or {}).get("per_protocol") or {})
+    if not per and "C6" in by_id:
+        per = {"main": {"verdict": by_id["C6"]["verdict"],
+                        "per_arch": (by_id["C6"].get("measured") or {}).get("per_arch") or {}}}
+    lines = []
+    for name, p in main_first(per).items():
+        cells = ", ".join(cell_text(str(x.get("arch", a)), x)
+                          for a, x in (p.get("per_arch") or {}).items()
+                          if x.get("role") in ("headline", "control"))
+        what = p.get("changes") or "the main grid"
+        lines.append(f"{name} ({what}): {p['verdict']}; {cells or 'no runs'}")
+    return lines
 
 
 def context_sentence(by_id: Mapping[str, Mapping]) -> str:
@@ -113,7 +172,8 @@ def context_sentence(by_id: Mapping[str, Mapping]) -> str:
 
 
 def answer(claims: Sequence[Mapping]) -> dict:
-    """{"question", "verdict", "text", "fragile", "verdicts"}."""
+    """{"question", "headline", "verdict", "text", "by_protocol", "fragile", "verdicts"}:
+    ``headline`` answers in a sentence or two, ``text`` with every number."""
     by_id = {x["id"]: x for x in claims}
     c6 = by_id.get("C6", {"verdict": "inconclusive", "measured": {}})
     parts = [main_sentence(c6, by_id.get("C8"))]
@@ -123,6 +183,8 @@ def answer(claims: Sequence[Mapping]) -> dict:
     fragile = [i for i, x in by_id.items() if (x.get("stability") or {}).get("fragile")]
     if fragile:
         parts.append(f"Fragile under a re-draw of the seeds: {', '.join(fragile)}.")
-    return {"question": QUESTION, "verdict": c6.get("verdict", "inconclusive"),
-            "text": " ".join(p for p in parts if p), "fragile": fragile,
+    return {"question": QUESTION, "headline": headline(by_id),
+            "verdict": c6.get("verdict", "inconclusive"),
+            "text": " ".join(p for p in parts if p), "by_protocol": protocol_lines(by_id),
+            "fragile": fragile,
             "verdicts": {i: x["verdict"] for i, x in by_id.items()}}

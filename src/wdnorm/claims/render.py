@@ -78,8 +78,10 @@ def render_markdown(result: Mapping) -> str:
     """CLAIMS.md."""
     ans = result.get("answer") or {}
     lines = ["# Claims: is weight decay useless without residual connections?", "",
-             f"**{ans.get('question', '')}** — **{ans.get('verdict', 'n/a')}**", "",
-             ans.get("text", ""), "",
+             f"**{ans.get('question', '')}**", "", f"**Answer.** {ans.get('headline', '')}", "",
+             *[f"- {line}" for line in ans.get("by_protocol") or []], "",
+             f"In full (C6 {ans.get('verdict', 'n/a')} under the main protocol): "
+             f"{ans.get('text', '')}", "",
              "Verdicts are computed from the tables by `wdnorm.claims`, never hard-coded; "
              "the full numbers are in `claims.json`.", ""]
     lines += verdict_table(result["claims"]) + [""]
@@ -99,8 +101,8 @@ def closing_summary(result: Mapping, paths: Mapping[str, str]) -> str:
     """What the end of a run prints: the question, the answer, one line per verdict
     (fragile ones marked) and where the verdicts, tables, figures and report are."""
     ans = result.get("answer") or {}
-    lines = [f"{ans.get('question', '')}", f"Answer: {ans.get('verdict', 'n/a')}. "
-             f"{ans.get('text', '')}", ""]
+    lines = [f"{ans.get('question', '')}", f"Answer: {ans.get('headline', '')}",
+             *[f"  {line}" for line in ans.get("by_protocol") or []], ""]
     for x in result.get("claims") or []:
         fragile = " (fragile)" if (x.get("stability") or {}).get("fragile") else ""
         lines.append(f"  {x['id']} {x['verdict']}{fragile}: {x['title']}")

@@ -169,6 +169,14 @@ class ClaimsView:
         return " ".join(str(answer.get("question") or "").split()) \
             if isinstance(answer, Mapping) else ""
 
+    def headline(self) -> tuple[str, list[str]]:
+        """(the answer in a sentence or two, one line per protocol)."""
+        answer: Any = self.data.get("answer")
+        if not isinstance(answer, Mapping):
+            return "", []
+        return (" ".join(str(answer.get("headline") or "").split()),
+                [str(line) for line in answer.get("by_protocol") or []])
+
     def answer(self) -> tuple[str, str]:
         """(verdict, text) of the synthesised answer to the article's question."""
         answer: Any = self.data.get("answer")

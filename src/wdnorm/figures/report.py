@@ -58,18 +58,19 @@ def _stability(claims: ClaimsView, cid: str) -> str:
 
 def front_page(claims: ClaimsView) -> str:
     """The question, the answer, one line per claim, and where the rest is."""
-    verdict, text = claims.answer()
+    headline, per_protocol = claims.headline()
     question = claims.question() or "Is weight decay useless without residual connections?"
-    lines = [f"**{escape(question)}**", ""]
-    head = f"Answer: **{escape(verdict)}**." if verdict else "Answer: n/a."
-    lines += [f"{head} {escape(text)}".strip(), "", "Verdicts:", ""]
+    lines = [f"**{escape(question)}**", "",
+             f"**Answer:** {escape(headline) or 'n/a'}", ""]
+    lines += [f"- {escape(line)}" for line in per_protocol] + [""]
+    verdicts = []
     for cid in _claim_ids(claims):
-        title = claims.get(cid).get("title") or ""
-        fragile = " — ⚠ *fragile*" if claims.fragile(cid) else ""
-        lines.append(f"- **{escape(cid)}** {escape(claims.verdict(cid))}{fragile}"
-                     + (f" · {escape(title)}" if title else ""))
-    lines += ["", "Tests, n, key numbers: *Verdicts*; figures: *Figures*; the configuration: "
-              "*Configuration*."]
+        fragile = " (⚠ *fragile*)" if claims.fragile(cid) else ""
+        verdicts.append(f"**{escape(cid)}** {escape(claims.verdict(cid))}{fragile}")
+    # one line for the verdicts: the first screen holds the question and the answer
+    lines += ["Verdicts: " + " · ".join(verdicts), "",
+              "The answer with every number, each claim's test, n and key numbers: "
+              "*Verdicts*; figures: *Figures*; the configuration: *Configuration*."]
     return "\n".join(lines) + "\n"
 
 
