@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from wdnorm import audit, claims, cli, data, fileio, grid, layout, provenance
+from wdnorm import audit, claims, cli, data, fileio, grid, layout, provenance, runs
 from wdnorm import config as config_schema
 from wdnorm.engine import SlabConfig
 from wdnorm.layout import Layout
@@ -546,6 +546,7 @@ def trained(tmp_path_factory):
     result = train_slab(cfg, members, prepared.x_train, prepared.y_train, prepared.x_test,
                         prepared.y_test)
     sha = fileio.sha256_file(where.prepared("digits"))
+    run_dirs = []
     for i, member in enumerate(members):
         run_dir = Layout(results=root / "results").run_dir("digits", OPT, "ln", member.run_id)
         loss = result.member_trace(i)["loss"].astype(np.float32)
@@ -555,6 +556,10 @@ def trained(tmp_path_factory):
         fileio.atomic_write(run_dir / "trace.npz", lambda tmp: _save_npz(tmp, {"loss": loss}))
         fileio.write_json(run_dir / "provenance.json", {"dataset_sha256": sha})
         fileio.write_manifest(run_dir)
+        run_dirs.append(run_dir)
+    # replay trains a run beside its slab's members, in slab.json's (training) order
+    runs.write_slab_manifest(run_dirs[0].parent, dataset="digits", optimiser=OPT, arch="ln",
+                             run_dirs=run_dirs)
     return root
 
 

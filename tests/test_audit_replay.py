@@ -50,6 +50,7 @@ def cosine_runs(tmp_path_factory):
     result = train_slab(CFG, MEMBERS, prepared.x_train, prepared.y_train, prepared.x_test,
                         prepared.y_test)
     sha = fileio.sha256_file(where.prepared("digits"))
+    run_dirs = []
     for i, member in enumerate(MEMBERS):
         run_dir = Layout(results=root / "results").run_dir("digits", OPT, "ln", member.run_id)
         trace = runs.member_trace(result, i)
@@ -59,6 +60,9 @@ def cosine_runs(tmp_path_factory):
         fileio.atomic_write(run_dir / "trace.npz", lambda tmp: _save_npz(tmp, trace))
         fileio.write_json(run_dir / "provenance.json", {"dataset_sha256": sha})
         fileio.write_manifest(run_dir)
+        run_dirs.append(run_dir)
+    runs.write_slab_manifest(run_dirs[0].parent, dataset="digits", optimiser=OPT, arch="ln",
+                             run_dirs=run_dirs)
     return root
 
 

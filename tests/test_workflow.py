@@ -137,6 +137,20 @@ def test_outputs_of_the_default_targets(finished):
     assert not list((finished / "results").glob("checkpoints/**/*.pt"))  # deleted when done
 
 
+def test_c9_does_not_depend_on_the_order_of_the_protocols(finished):
+    """The claims step and the audit receive the protocols through JSON in either order;
+    C9's texts must not follow it (an untouched copy would fail the audit)."""
+    from wdnorm import claims, config
+
+    settings = claims.settings_from_config(
+        config.validate(yaml.safe_load((finished / "config.yaml").read_text())))
+    tables = claims.load_tables(finished / "results" / "tables")
+    flipped = {**settings, "protocols": dict(reversed(list(settings["protocols"].items())))}
+    assert list(flipped["protocols"]) != list(settings["protocols"])
+    a, b = claims.decide("C9", tables, settings), claims.decide("C9", tables, flipped)
+    assert a["summary"] == b["summary"] and a["key_numbers"] == b["key_numbers"]
+
+
 def test_the_time_budget_reads_the_real_logs(finished):
     """What the end of a run prints is parsed from the logs the jobs really write."""
     from wdnorm import timing

@@ -4,8 +4,10 @@ dataset whose sha256 must equal the recorded one. The replay runs under the run'
 schedules, which span its whole length (its slab's epochs on this data must give the
 steps it recorded; ``train_slab``'s ``max_steps`` only stops it early), so the prefix
 it trains is the run's own: its per-step loss, and the learning rates and k_t it
-recorded, must match ``trace.npz`` within ``rtol``/``atol``. Every run kind replays: a
-mimic run trains beside its reference grid run, as it did in its slab."""
+recorded, must match ``trace.npz`` within ``rtol``/``atol``. A run replays inside its
+whole slab (every member of its ``slab.json``) and with the compiled step where its slab
+was compiled, so on the machine that made it the prefix is bit-identical even for a
+chaotic run; every run kind replays (a mimic beside its reference)."""
 
 from __future__ import annotations
 
@@ -96,7 +98,11 @@ def replay_one(root: Path, ref: RunRef, dataset: tuple, steps: int, rtol: float,
         if entry["problem"]:
             return entry
         n = min(steps, len(recorded["loss"]))
-        replayed = _retrain(cfg, member, prepared, n, device)
+        members = _slab_members(root, ref)
+        if member not in members:
+            raise ValueError(f"{ref.rel} is not a member of its slab.json")
+        replayed = _retrain(cfg, members, members.index(member), prepared, n, device,
+                            bool(metrics.get("compiled")))
     except Exception as failure:  # noqa: BLE001 -- any failure to retrain is a finding
         entry["problem"] = f"replay failed ({type(failure).__name__}: {failure})"
         return entry
@@ -167,16 +173,38 @@ def _length_problem(cfg, metrics: dict, recorded: dict, n_train: int) -> str | N
             + ": its schedules cannot be rebuilt")
 
 
-def _retrain(cfg, member, prepared, n: int, device: str) -> dict[str, np.ndarray]:
-    """The member's per-step trace over its first ``n`` steps, trained as its slab did
-    (a mimic member with its reference grid member, whose norms it follows), under the
-    schedules of the whole run."""
-    from ..engine import train_slab
+def _slab_members(root: Path, ref: RunRef) -> list:
+    """Every member of the run's slab, in its training order (slab.json), each from its
+    own metrics.json (read without following links)."""
+    slab_dir = ref.path(root).parent
+    slab, error = read_json(root, slab_dir / "slab.json")
+    if error or not isinstance(slab, dict):
+        raise ValueError(f"slab.json: {error or 'not a JSON object'}")
+    members = []
+    for run in slab.get("members") or []:
+        metrics, error = read_json(root, slab_dir / str(run) / "metrics.json")
+        if error or not isinstance(metrics, dict):
+            raise ValueError(f"{run}/metrics.json: {error or 'not a JSON object'}")
+        members.append(_run_spec(metrics)[1])
+    return members
 
-    members = [member.reference, member] if member.kind == "mimic" else [member]
+
+def _retrain(cfg, members: list, index: int, prepared, n: int, device: str,
+             compiled: bool) -> dict[str, np.ndarray]:
+    """Member ``index``'s per-step trace over its first ``n`` steps, trained as its slab
+    did: beside every member of its slab (a mimic follows its reference's norms) and
+    with the compiled step where the slab's was, under the schedules of the whole run.
+    Both matter on the same machine: a compiled step rounds differently from the eager
+    one, and one compiled for another member count differently again, in the last bit,
+    which a chaotic run (a high learning rate, a diverging one) amplifies beyond rtol
+    within 50 steps; trained as its slab was, the prefix is bit-identical."""
+    from ..engine import train_slab
+    from ..engine.step import compiler_available
+
+    mode = "on" if compiled and (str(device) != "cpu" or compiler_available()) else "off"
     result = train_slab(cfg, members, prepared.x_train, prepared.y_train, prepared.x_test,
-                        prepared.y_test, device=device, max_steps=n)
-    return result.member_trace(members.index(member))
+                        prepared.y_test, device=device, max_steps=n, compile=mode)
+    return result.member_trace(index)
 
 
 def _schedule_problem(replayed: dict, recorded: dict, n: int, rtol: float,
