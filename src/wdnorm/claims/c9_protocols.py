@@ -81,7 +81,8 @@ def change_against_main(cells: list[dict], main: Mapping[str, dict], runs: pd.Da
             continue
         d_here = _per_seed(protocol_rows(runs, info["name"]), x, info)
         d_main = _per_seed(protocol_rows(runs, "main"), main[arch], main_info)
-        both = d_here.join(d_main, how="inner", lsuffix="_p", rsuffix="_m").dropna()
+        both = d_here.merge(d_main, left_index=True, right_index=True, how="inner",
+                            suffixes=("_p", "_m")).dropna()
         shift = stats.paired_effect((both["d_p"] - both["d_m"]).to_numpy(), alpha)
         out[arch] = {"main": main[arch]["test_acc"]["outcome"],
                      "here": x["test_acc"]["outcome"],
