@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from . import common as c
+from .c9_protocols import in_order
 
 QUESTION = ("Is weight decay useless as a regulariser of networks with normalisation and "
             "no residual connections?")
@@ -71,7 +72,7 @@ def edge_sentence(edges: Mapping) -> str:
 
 
 def protocol_sentence(c9: Mapping) -> str:
-    per = main_first((c9.get("measured") or {}).get("per_protocol") or {})
+    per = in_order((c9.get("measured") or {}).get("per_protocol") or {})
     if len(per) < 2:
         return ""
     parts = []
@@ -117,7 +118,7 @@ def headline(by_id: Mapping[str, Mapping]) -> str:
         return {"refuted": f"No: weight decay improves {nets}.",
                 "supported": f"Yes: weight decay does not improve {nets} beyond the margin.",
                 }.get(c6["verdict"], "Not decided by this run.")
-    per = main_first(per)
+    per = in_order(per)
     improved, not_improved, residual, with_res = protocol_outcomes(per)
     harmed = [f"{a} under {k}" for k, p in per.items()
               for a, x in by_role(p.get("per_arch", {}), "headline").items()
@@ -136,10 +137,6 @@ def headline(by_id: Mapping[str, Mapping]) -> str:
     return text + "."
 
 
-def main_first(per: Mapping) -> dict:
-    """The protocols with the main one first, the others in their order."""
-    return {k: per[k] for k in sorted(per, key=lambda k: k != "main")}
-
 
 def protocol_lines(by_id: Mapping[str, Mapping]) -> list[str]:
     """One line per protocol: its verdict and the headline and control effects."""
@@ -148,7 +145,7 @@ def protocol_lines(by_id: Mapping[str, Mapping]) -> list[str]:
         per = {"main": {"verdict": by_id["C6"]["verdict"],
                         "per_arch": (by_id["C6"].get("measured") or {}).get("per_arch") or {}}}
     lines = []
-    for name, p in main_first(per).items():
+    for name, p in in_order(per).items():
         cells = ", ".join(cell_text(str(x.get("arch", a)), x)
                           for a, x in (p.get("per_arch") or {}).items()
                           if x.get("role") in ("headline", "control"))

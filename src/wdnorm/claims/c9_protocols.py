@@ -47,6 +47,13 @@ LITERATURE = ("Andriushchenko et al. 2024, Lewkowycz & Gur-Ari 2020: WD's benefi
 DECISIVE = ("supported", "refuted")
 
 
+def in_order(per_protocol: Mapping) -> dict:
+    """The protocols in C9's canonical order: main, then by name. The settings reach the
+    claims step and the audit through JSON of either key order, and claims.json sorts
+    its keys; the texts built from them must come out the same."""
+    return {k: per_protocol[k] for k in sorted(per_protocol, key=lambda k: (k != "main", k))}
+
+
 def protocol_rows(runs: pd.DataFrame, name: str) -> pd.DataFrame:
     rows = runs[runs["protocol"] == name] if "protocol" in runs.columns else runs.iloc[0:0]
     return c.of_kind(rows, "grid")
@@ -104,10 +111,7 @@ def measure(runs: pd.DataFrame, settings, c6_per_arch: Mapping, tol: Mapping,
     main_info = infos.get("main")
     main = {x["arch"]: x for x in c6_per_arch.values()} if c6_per_arch else {}
     out = {}
-    # a canonical order (main, then by name): the settings reach the claims step and the
-    # audit through JSON of either order, and the texts must come out the same
-    for name in sorted(infos, key=lambda k: (k != "main", k)):
-        info = infos[name]
+    for name, info in in_order(infos).items():
         if name == "main":
             cells = list(main.values())
         else:
