@@ -37,8 +37,11 @@ def timed(fn, device: torch.device) -> float:
 
 
 def gemm_peak_gflops(device: torch.device, n: int = 1024, repeats: int = 10) -> float:
-    """Best of 3 runs of `repeats` float32 n³ matmuls (TF32 off), at the current threads."""
-    torch.backends.cuda.matmul.allow_tf32 = False
+    """Best of 3 runs of `repeats` float32 n³ matmuls (TF32 off), at the current threads.
+    TF32 is switched off only on CUDA, as the trainer does: the flag is part of
+    inductor's cache key, so setting it on a CPU made the warm compiles miss the cache."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     torch.mm(a, b)
     best = min(timed(lambda: [torch.mm(a, b) for _ in range(repeats)], device)
@@ -63,7 +66,8 @@ class SlabRunner:
                                                                total)
         self.fn = slab_step.make_step(self.plan)
         if mode is not None:  # reduce-overhead: each call starts a new CUDA-graph iteration
-            self.fn = slab_step.CompiledStep(self.fn, strict=True, mode=mode)
+            self.fn = slab_step.CompiledStep(self.fn, strict=True, mode=mode,
+                                             device_type=device.type)
         self.first_step_s = timed(lambda: self(1), device)  # compiles, when compiled
 
     def __call__(self, n: int) -> None:

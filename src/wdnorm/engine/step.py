@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import torch
 import torch._functorch.config
-import torch.utils._pytree as pytree
 from torch.nn import functional as F
 
 from .. import models
@@ -178,33 +177,25 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
-def mark_member_axis(state: dict, batch: dict, hyper: dict) -> None:
-    """Mark the member axis (dim 0) of every stacked input of the step dynamic, and the
-    number of seed streams and of training rows: one compiled graph, and the kernels
-    inductor caches for it on disk, then serves every slab of an architecture and
-    optimiser whatever its member count (and training-set size). Dynamo specialises
-    sizes 0 and 1, so an axis of size 1 stays static."""
-    m = len(state["alive"])
-    if m >= 2:
-        for leaf in pytree.tree_leaves((state, hyper, batch["stream_of"])):
-            if leaf.dim() and leaf.shape[0] == m:
-                torch._dynamo.mark_dynamic(leaf, 0)
-    for leaf in (batch["rows"], batch["x"], batch["y"]):
-        if len(leaf) >= 2:
-            torch._dynamo.mark_dynamic(leaf, 0)
-
-
 class CompiledStep:
-    """A step function compiled by ``torch.compile`` into one graph, its member axis
-    dynamic (:func:`mark_member_axis`; ``dynamic_members=False``: one graph per member
-    count). The first call compiles and ``compile_seconds`` records how long it took. A
-    compiler failure falls back to the eager step with one warning, or is raised with
-    ``strict``. ``mode``: torch.compile's ("reduce-overhead": CUDA graphs)."""
+    """A step function compiled by ``torch.compile`` into one graph, every shape static:
+    one compilation per architecture, optimiser and slab shape (members, width, data),
+    which inductor's on-disk cache then serves to later runs. Static shapes, not a
+    dynamic member axis: each architecture trains one compiled slab per run, and a
+    static graph compiles faster, cold and warm (160 members, width 64, one thread on
+    the Intel Xeon: 24 s and 2.6 s against 31 s and 4.4 s with the member axis dynamic). The first call compiles and ``compile_seconds`` records how
+    long it took. A compiler failure falls back to the eager step with one warning, or
+    is raised with ``strict``. ``mode``: torch.compile's ("reduce-overhead": CUDA
+    graphs); on a CPU (``device_type``) the graph gets inductor's C++ wrapper instead
+    of its Python one, which calls the step's kernels with less overhead (5-10 % of a
+    width-64 step at one thread)."""
 
     def __init__(self, step, strict: bool = False, mode: str = "default",
-                 dynamic_members: bool = True):
-        self.step, self.strict, self.dynamic_members = step, strict, dynamic_members
-        self.fn = torch.compile(step, fullgraph=True, dynamic=False, mode=mode)
+                 device_type: str = "cpu"):
+        self.step, self.strict = step, strict
+        # torch.compile takes a mode or inductor options, not both
+        how = dict(options={"cpp_wrapper": True}) if device_type == "cpu" else dict(mode=mode)
+        self.fn = torch.compile(step, fullgraph=True, dynamic=False, **how)
         self.how, self.compile_seconds = "compiled", None
 
     def __call__(self, state, batch, hyper):
@@ -213,8 +204,6 @@ class CompiledStep:
         try:
             if self.compile_seconds is not None:
                 return self.fn(state, batch, hyper)
-            if self.dynamic_members:
-                mark_member_axis(state, batch, hyper)
             started = time.perf_counter()
             # the ops' autograd.Functions are traced into the graph, so AOTAutograd's
             # on-disk cache is safe for them; it is off for them by default, and without
@@ -235,9 +224,10 @@ class CompiledStep:
 
 # ``compile: auto`` trains a CPU slab eagerly below this many member-steps (members x
 # steps), where compiling costs more than it saves. Measured at 1 thread, width 64
-# (benchmarks/README.md): a compile that finds its kernels in the on-disk cache costs
-# 5-10 s, and a compiled step saves ~0.3 ms per member-step over the eager one (20
-# members: 9.9 vs 4.5 ms per step), so compiling pays from ~30k member-steps.
+# (benchmarks/README.md): a compile costs ~3 s when its kernels are in the on-disk
+# cache and 15-25 s when not (a fresh clone), and a compiled step saves ~0.3 ms per
+# member-step over the eager one (20 members: 9.9 vs 4.5 ms per step), so compiling
+# pays from ~10k member-steps warm and ~60k cold; 30k sits between the two.
 AUTO_MIN_MEMBER_STEPS = 30_000
 
 
@@ -259,4 +249,4 @@ def compiled_or_eager(step, mode, device: torch.device, member_steps: int | None
     if (mode == "auto" and device.type == "cpu" and member_steps is not None
             and member_steps < AUTO_MIN_MEMBER_STEPS):
         return step, f"eager (compile auto: {member_steps} member-steps < {AUTO_MIN_MEMBER_STEPS})"
-    return CompiledStep(step, strict=mode == "on"), "compiled"
+    return CompiledStep(step, strict=mode == "on", device_type=device.type), "compiled"
