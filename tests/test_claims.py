@@ -549,7 +549,14 @@ def test_the_headline_names_the_protocols_and_what_they_change():
     text = headline(by_id)
     assert text.startswith("It depends on the training protocol.")
     assert "(ln) under main; not under constant_lr (it harms ln under constant_lr)" in text
-    assert "res under 2 of the 2 protocols (main, constant_lr)" in text
+    assert "res under 2 of the 2 protocols that measured it (main, constant_lr)" in text
+    # a protocol where every res run of both arms diverged measured nothing about res
+    per["mnist5k"] = {"verdict": "supported", "per_arch": {
+        "ln": cell("ln", "headline", "no detectable change"),
+        "res": cell("res", "control", "not comparable")}}
+    text = headline(by_id)
+    assert "res under 2 of the 2 protocols that measured it (main, constant_lr)" in text
+    assert "every res run of both arms diverged or collapsed under mnist5k" in text
 
 
 def test_the_answer_weighs_grid_edges_by_arm():
@@ -570,3 +577,24 @@ def test_an_effect_between_diverged_arms_says_so():
     assert common.failures_note({"arms": arms}) == " (diverged: WD 9/10, no-WD 10/10)"
     healthy = {k: {"runs": 10, "ok": 10, "diverged": 0, "collapsed": 0} for k in arms}
     assert common.failures_note({"arms": healthy}) == ""
+
+
+def test_arms_whose_runs_all_failed_are_not_comparable():
+    """Both arms diverged in every seed: each scores chance, the paired differences are 0
+    by construction, and the cell says so instead of 'no detectable change +0.00 pp'."""
+    from wdnorm.claims import effects
+
+    runs = runs_df()
+    grid = runs["kind"] == "grid"
+    both = grid & (runs["arch"] == "res") & runs["weight_decay"].isin([0.0, WD_STAR])
+    runs.loc[both, ["status", "test_acc"]] = ["diverged", 0.1]
+    one = grid & (runs["arch"] == "ln") & (runs["weight_decay"] == WD_STAR)  # a finding
+    runs.loc[one, ["status", "test_acc"]] = ["diverged", 0.1]
+    cells = {x["arch"]: x for x in effects.wd_effects(runs, SETTINGS, 0.05)}
+    res, ln = cells["res"], cells["ln"]
+    assert res["test_acc"]["outcome"] == effects.NOT_COMPARABLE and res["test_acc"]["hl"] == 0
+    n = res["arms"]["weight_decay"]["runs"]
+    assert n >= 10 and effects.outcome_text("res", res) == (
+        f"res not comparable (diverged: WD {n}/{n}, no-WD {n}/{n})")
+    assert ln["test_acc"]["outcome"] == "harms"
+    assert effects.outcome_text("ln", ln).startswith("ln harms -")

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from . import common as c
 from .c9_protocols import in_order
+from .effects import NOT_COMPARABLE, outcome_text
 
 QUESTION = ("Is weight decay useless as a regulariser of networks with normalisation and "
             "no residual connections?")
@@ -31,17 +32,12 @@ def by_role(per_arch: Mapping, role: str) -> dict:
     return {str(v.get("arch", k)): v for k, v in per_arch.items() if v.get("role") == role}
 
 
-def cell_text(arch: str, cell: Mapping) -> str:
-    e = cell.get("test_acc") or {}
-    return f"{arch} {e.get('outcome', 'n/a')} {c.ci_pp(e)}{c.failures_note(cell)}"
-
-
 def main_sentence(c6: Mapping, c8: Mapping | None) -> str:
     m = c6.get("measured") or {}
     wd = m.get("headline_weight_decay")
     per_arch = m.get("per_arch") or {}
-    head = ", ".join(cell_text(a, x) for a, x in by_role(per_arch, "headline").items())
-    ctrl = ", ".join(cell_text(a, x) for a, x in by_role(per_arch, "control").items())
+    head = ", ".join(outcome_text(a, x) for a, x in by_role(per_arch, "headline").items())
+    ctrl = ", ".join(outcome_text(a, x) for a, x in by_role(per_arch, "control").items())
     at = f"at λ* = {wd:g}" if wd is not None else "at the pre-declared λ"
     text = (f"Main protocol ({at} vs λ = 0, C6 {verdict_of(c6)}): normalised stacked nets "
             f"{head or 'n/a'}; norm-free controls {ctrl or 'n/a'} (test-accuracy HL shift "
@@ -79,31 +75,54 @@ def protocol_sentence(c9: Mapping) -> str:
     for name, p in per.items():
         if name == "main":
             continue
-        cells = ", ".join(cell_text(a, x) for a, x in p.get("per_arch", {}).items()
+        cells = ", ".join(outcome_text(a, x) for a, x in p.get("per_arch", {}).items()
                           if x.get("role") in ("headline", "control"))
         parts.append(f"{name} ({p.get('changes') or 'as listed'}): {p['verdict']}; {cells}")
-    improved, not_improved, residual, with_res = protocol_outcomes(per)
+    o = protocol_outcomes(per)
     lead = {"refuted": "The answer depends on the protocol",
             "supported": "The answer is the same under every protocol",
             "inconclusive": "Not every protocol decides"}[c9["verdict"]]
-    res_txt = (f"; the residual net res improves under {len(residual)} of the {len(with_res)} protocols "
-               f"({', '.join(residual) or 'none'})" if with_res else "")
     return (f"{lead} (C9 {verdict_of(c9)}): weight decay improves a normalised stacked net "
-            f"under {', '.join(improved) or 'no protocol'}, not under "
-            f"{', '.join(not_improved) or 'any other'}{res_txt}. " + "; ".join(parts) + ".")
+            f"under {', '.join(o['improved']) or 'no protocol'}, not under "
+            f"{', '.join(o['not_improved']) or 'any other'}{outcomes_clause(o)}. "
+            + "; ".join(parts) + ".")
 
 
-def protocol_outcomes(per: Mapping) -> tuple[list, list, list, list]:
-    """(protocols where WD improves a headline net, those where it does not, those where
-    it improves res, those that train res)."""
-    improved = [k for k, p in per.items()
-                if any(x["test_acc"].get("outcome") == "improves"
-                       for x in by_role(p.get("per_arch", {}), "headline").values())]
-    not_improved = [k for k in per if k not in improved]
-    with_res = [k for k, p in per.items() if "res" in p.get("per_arch", {})]
-    residual = [k for k in with_res
-                if per[k]["per_arch"]["res"]["test_acc"].get("outcome") == "improves"]
-    return improved, not_improved, residual, with_res
+def protocol_outcomes(per: Mapping) -> dict[str, list]:
+    """Protocols by what weight decay did there: ``improved`` (a headline net),
+    ``not_improved``, ``failed`` (every run of every headline cell diverged or
+    collapsed: no measurement), and for the residual net res: ``res_improved`` of
+    ``res_measured``, and ``res_failed``."""
+    def outcomes(p, role):
+        return [x["test_acc"].get("outcome") for x in by_role(p.get("per_arch", {}), role).values()]
+    improved = [k for k, p in per.items() if "improves" in outcomes(p, "headline")]
+    failed = [k for k, p in per.items() if k not in improved and outcomes(p, "headline")
+              and set(outcomes(p, "headline")) == {NOT_COMPARABLE}]
+    res = {k: p["per_arch"]["res"]["test_acc"].get("outcome") for k, p in per.items()
+           if "res" in p.get("per_arch", {})}
+    return {"improved": improved,
+            "not_improved": [k for k in per if k not in improved and k not in failed],
+            "failed": failed,
+            "res_measured": [k for k, o in res.items() if o != NOT_COMPARABLE],
+            "res_improved": [k for k, o in res.items() if o == "improves"],
+            "res_failed": [k for k, o in res.items() if o == NOT_COMPARABLE]}
+
+
+def outcomes_clause(o: Mapping[str, list]) -> str:
+    """'; it improves the residual net res under 3 of the 4 protocols that measured it
+    (...)' with the protocols where nothing was measured named as such."""
+    text = ""
+    if o["failed"]:
+        text += (f"; under {', '.join(o['failed'])} every headline run of both arms "
+                 "diverged or collapsed, so it measured nothing")
+    if o["res_measured"]:
+        text += (f"; it improves the residual net res under {len(o['res_improved'])} of the "
+                 f"{len(o['res_measured'])} protocols that measured it "
+                 f"({', '.join(o['res_improved']) or 'none'})")
+    if o["res_failed"]:
+        text += (f"; every res run of both arms diverged or collapsed under "
+                 f"{', '.join(o['res_failed'])}")
+    return text
 
 
 def headline(by_id: Mapping[str, Mapping]) -> str:
@@ -119,7 +138,7 @@ def headline(by_id: Mapping[str, Mapping]) -> str:
                 "supported": f"Yes: weight decay does not improve {nets} beyond the margin.",
                 }.get(c6["verdict"], "Not decided by this run.")
     per = in_order(per)
-    improved, not_improved, residual, with_res = protocol_outcomes(per)
+    o = protocol_outcomes(per)
     harmed = [f"{a} under {k}" for k, p in per.items()
               for a, x in by_role(p.get("per_arch", {}), "headline").items()
               if x["test_acc"].get("outcome") == "harms"]
@@ -127,14 +146,12 @@ def headline(by_id: Mapping[str, Mapping]) -> str:
             "supported": ("No, under every protocol tested." if c6["verdict"] == "refuted"
                           else "Yes, under every protocol tested."),
             }.get(c9["verdict"], "Not decided under every protocol.")
-    text = (f"{lead} Weight decay improves {nets} under {', '.join(improved) or 'no protocol'}"
-            f"; not under {', '.join(not_improved) or 'any other'}")
+    text = (f"{lead} Weight decay improves {nets} under "
+            f"{', '.join(o['improved']) or 'no protocol'}"
+            f"; not under {', '.join(o['not_improved']) or 'any other'}")
     if harmed:
         text += f" (it harms {', '.join(harmed)})"
-    if with_res:
-        text += (f"; it improves the residual net res under {len(residual)} of the "
-                 f"{len(with_res)} protocols ({', '.join(residual) or 'none'})")
-    return text + "."
+    return text + outcomes_clause(o) + "."
 
 
 
@@ -146,7 +163,7 @@ def protocol_lines(by_id: Mapping[str, Mapping]) -> list[str]:
                         "per_arch": (by_id["C6"].get("measured") or {}).get("per_arch") or {}}}
     lines = []
     for name, p in in_order(per).items():
-        cells = ", ".join(cell_text(str(x.get("arch", a)), x)
+        cells = ", ".join(outcome_text(str(x.get("arch", a)), x)
                           for a, x in (p.get("per_arch") or {}).items()
                           if x.get("role") in ("headline", "control"))
         what = p.get("changes") or "the main grid"

@@ -4,8 +4,8 @@ protocol -- or which protocol factor changes it, for which architectures?
 Per protocol (config ``protocols``, :mod:`wdnorm.protocols`): C6's test on its own runs
 (λ* vs λ = 0 at its learning rate, paired by seed, Holm across its architectures, its
 positive control) and, where it trains a learning-rate grid, C8's. The main protocol's
-entry is C6 itself. Each architecture's outcome is *improves*, *harms* or *no
-detectable change*; against the main protocol, the change of a variant's per-seed effect
+entry is C6 itself. Each architecture's outcome is *improves*, *harms*, *no
+detectable change* or *not comparable* (every run of both arms failed); against the main protocol, the change of a variant's per-seed effect
 is estimated too (HL shift of d_variant − d_main over the seeds both have, signed-rank
 test, Holm across variants × architectures; where a variant shares neither data nor
 initialisation with the main protocol the pairing by seed is arbitrary, and the test is
@@ -148,8 +148,7 @@ def decide_measured(per_protocol: Mapping) -> str:
 
 
 def protocol_text(name: str, p: Mapping) -> str:
-    head = ", ".join(f"{a} {x['test_acc']['outcome']} {c.ci_pp(x['test_acc'])}"
-                     f"{c.failures_note(x)}" for a, x in p["per_arch"].items())
+    head = ", ".join(effects.outcome_text(a, x) for a, x in p["per_arch"].items())
     changed = [f"{a} {e['main']} → {e['here']}" for a, e in (p.get("against_main") or {}).items()
                if e["changed"]]
     factor = f" ({p['changes']})" if p.get("changes") else ""

@@ -23,7 +23,9 @@ from . import stats
 IMPROVES = {"test_acc": "greater", "gen_gap_acc": "less"}
 #: A cell's outcome when weight decay neither improves nor harms it (Holm, at α).
 NO_CHANGE = "no detectable change"
-OUTCOMES = ("improves", "harms", NO_CHANGE)
+#: A cell's outcome when every run of both arms diverged or collapsed: both score chance,
+#: so their paired differences are 0 by construction -- no measurement of weight decay.
+NOT_COMPARABLE = "not comparable"
 
 
 def role(arch: str) -> str:
@@ -84,8 +86,24 @@ def apply_holm(cells: list[dict], alpha: float) -> None:
             e["changes"] = bool(e["p_changes_holm"] < alpha)
             e["improves"] = bool(e["p_improves_holm"] < alpha)
             worse = e["hl"] < 0 if IMPROVES[metric] == "greater" else e["hl"] > 0
-            e["outcome"] = ("improves" if e["improves"] else "harms" if e["changes"] and worse
+            e["outcome"] = (NOT_COMPARABLE if every_run_failed(x) else "improves"
+                            if e["improves"] else "harms" if e["changes"] and worse
                             else NO_CHANGE)
+
+
+def outcome_text(arch: str, cell: Mapping) -> str:
+    """'ln improves +2.13 pp [+1.25, +3.12]' (with the failed runs, if any); a cell
+    whose runs all failed gives its counts instead of a shift that is 0 by construction."""
+    e = cell.get("test_acc") or {}
+    shift = "" if e.get("outcome") == NOT_COMPARABLE else f" {c.ci_pp(e)}"
+    return f"{arch} {e.get('outcome', 'n/a')}{shift}{c.failures_note(cell)}"
+
+
+def every_run_failed(x: Mapping) -> bool:
+    """Every run of both of the cell's arms diverged or collapsed."""
+    arms = (x.get("arms") or {}).values()
+    return bool(arms) and all(a.get("runs", 0) and a.get("diverged", 0) + a.get("collapsed", 0)
+                              >= a["runs"] for a in arms)
 
 
 def wd_effects(runs: pd.DataFrame, settings: Mapping | None, alpha: float) -> list[dict]:
