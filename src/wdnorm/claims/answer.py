@@ -94,7 +94,8 @@ def protocol_outcomes(per: Mapping) -> dict[str, list]:
     collapsed: no measurement), and for the residual net res: ``res_improved`` of
     ``res_measured``, and ``res_failed``."""
     def outcomes(p, role):
-        return [x["test_acc"].get("outcome") for x in by_role(p.get("per_arch", {}), role).values()]
+        return [x["test_acc"].get("outcome")
+                for x in by_role(p.get("per_arch", {}), role).values()]
     improved = [k for k, p in per.items() if "improves" in outcomes(p, "headline")]
     failed = [k for k, p in per.items() if k not in improved and outcomes(p, "headline")
               and set(outcomes(p, "headline")) == {NOT_COMPARABLE}]

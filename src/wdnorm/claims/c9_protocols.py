@@ -5,11 +5,12 @@ Per protocol (config ``protocols``, :mod:`wdnorm.protocols`): C6's test on its o
 (λ* vs λ = 0 at its learning rate, paired by seed, Holm across its architectures, its
 positive control) and, where it trains a learning-rate grid, C8's. The main protocol's
 entry is C6 itself. Each architecture's outcome is *improves*, *harms*, *no
-detectable change* or *not comparable* (every run of both arms failed); against the main protocol, the change of a variant's per-seed effect
-is estimated too (HL shift of d_variant − d_main over the seeds both have, signed-rank
-test, Holm across variants × architectures; where a variant shares neither data nor
-initialisation with the main protocol the pairing by seed is arbitrary, and the test is
-one of independent differences).
+detectable change* or *not comparable* (every run of both arms failed); against the
+main protocol, the change of a variant's per-seed effect is estimated too (HL shift
+of d_variant − d_main over the seeds both have, signed-rank test, Holm across variants
+× architectures; where a variant shares neither data nor initialisation with the main
+protocol the pairing by seed is arbitrary, and the test is one of independent
+differences).
 
 Verdict: *supported* (the answer is robust) when every protocol's C6 verdict is decisive
 (supported or refuted) and they all agree; *refuted* (the answer depends on the

@@ -183,12 +183,14 @@ class CompiledStep:
     which inductor's on-disk cache then serves to later runs. Static shapes, not a
     dynamic member axis: each architecture trains one compiled slab per run, and a
     static graph compiles faster, cold and warm (160 members, width 64, one thread on
-    the Intel Xeon: 24 s and 2.6 s against 31 s and 4.4 s with the member axis dynamic). The first call compiles and ``compile_seconds`` records how
-    long it took. A compiler failure falls back to the eager step with one warning, or
-    is raised with ``strict``. ``mode``: torch.compile's ("reduce-overhead": CUDA
-    graphs); on a CPU (``device_type``) the graph gets inductor's C++ wrapper instead
-    of its Python one, which calls the step's kernels with less overhead (5-10 % of a
-    width-64 step at one thread)."""
+    the Intel Xeon: 24 s and 2.6 s against 31 s and 4.4 s with the member axis dynamic).
+
+    The first call compiles and ``compile_seconds`` records how long it took. A compiler
+    failure falls back to the eager step with one warning, or is raised with ``strict``.
+    ``mode``: torch.compile's ("reduce-overhead": CUDA graphs); on a CPU
+    (``device_type``) the graph gets inductor's C++ wrapper instead of its Python one,
+    which calls the step's kernels with less overhead (5-10 % of a width-64 step at one
+    thread; the kernels, and so the numbers, are the same)."""
 
     def __init__(self, step, strict: bool = False, mode: str = "default",
                  device_type: str = "cpu"):
