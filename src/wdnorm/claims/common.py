@@ -226,7 +226,7 @@ def ci_pp(effect: Mapping) -> str:
 
 def failures_note(cell: Mapping) -> str:
     """' (diverged: WD 9/10, no-WD 10/10)' when runs of either arm diverged or collapsed
-    (they are scored as outcomes; an effect between two diverged arms is no finding)."""
+    (they are scored as outcomes; see ``effects.NOT_COMPARABLE``)."""
     arms = cell.get("arms") or {}
     parts = []
     for status in ("diverged", "collapsed"):

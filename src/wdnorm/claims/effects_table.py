@@ -5,9 +5,9 @@ records so a reader can plot or re-test them without parsing claims.json.
 Units: accuracies and their differences are fractions (``unit`` = "fraction": 0.01 is
 one percentage point); p-values are one- or two-sided as their names say; ``outcome``
 is the cell's decision at the family-wise α after Holm (improves / harms / no
-detectable change), ``verdict`` the verdict of the protocol (or setting) it belongs to;
-``runs_*`` and ``diverged_*`` count each arm's runs and divergences (kept as outcomes: an
-effect between two mostly diverged arms is no finding, and the figure says so).
+detectable change; *not comparable* where every run of both arms failed), ``verdict``
+the verdict of the protocol (or setting) it belongs to; ``runs_*`` and ``diverged_*``
+count each arm's runs and divergences (kept as outcomes).
 """
 
 from __future__ import annotations

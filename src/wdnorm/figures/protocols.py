@@ -22,7 +22,7 @@ METRIC = "test_acc"
 ROLE_MARKERS = {"headline": "D", "control": "s", "other": "o"}
 ROLE_SIZES = {"headline": 42, "control": 24, "other": 24}
 ROW_H = 0.17  # inches per point of the curve
-FAILED_SHARE = 0.5  # an arm with more diverged runs than this: the effect is no finding
+FAILED_SHARE = 0.5  # an arm with more diverged runs than this: drawn hollow, CI off the axis
 
 
 def specification(effects: pd.DataFrame) -> pd.DataFrame:
@@ -59,10 +59,13 @@ def _failed(frame: pd.DataFrame) -> pd.Series:
 
 
 def _label(row) -> str:
+    """The cell's name; for a mostly diverged one its counts and, as the claims say, its
+    outcome: 'not comparable' only where every run of both arms failed -- weight decay
+    making one arm diverge is a finding."""
     text = f" {row.protocol} · {row.arch}"
     if row.failed:
         text += (f" (diverged: WD {row.diverged_wd:.0f}/{row.runs_wd:.0f}, "
-                 f"no-WD {row.diverged_no_wd:.0f}/{row.runs_no_wd:.0f}; no finding)")
+                 f"no-WD {row.diverged_no_wd:.0f}/{row.runs_no_wd:.0f}; {row.outcome})")
     return text
 
 

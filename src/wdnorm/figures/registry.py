@@ -187,8 +187,9 @@ REGISTRY: dict[str, Figure] = {f.name: f for f in (
         "claims step's own numbers) -- sorted by size and coloured by its outcome: "
         "improves, harms, or no detectable change (Holm-adjusted signed-rank tests). "
         "Larger diamonds: the headline architectures. A hollow grey circle marks an effect "
-        "between arms whose runs mostly diverged (chance against chance: no finding; "
-        "its interval is left out of the axis range and the counts are in its label). "
+        "where most runs of an arm diverged (its interval is left out of the axis range; "
+        "its label gives the counts and the outcome, *not comparable* where every run of "
+        "both arms failed, chance against chance). "
         "Right: each protocol's own verdict. " + _HEADER_NOTE),
 )}
 
