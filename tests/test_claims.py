@@ -486,6 +486,18 @@ def test_tolerance_overrides_from_the_config():
     assert out["tolerances"]["c4_rel"] == 0.6 and out["verdicts"]["C4"] == "supported"
 
 
+def test_stability_does_not_depend_on_how_many_processes_share_the_bootstrap():
+    """The bootstrap is split into slices of resamples across worker processes; the
+    draws are made up front, so the records (agreement, verdict shares) are the same
+    with one process as with three."""
+    tables = good_tables()
+    settings = {**SETTINGS, "claims": {**SETTINGS["claims"], "stability": {"resamples": 9}}}
+    one = claims.decide_all(tables, settings, workers=1)
+    three = claims.decide_all(tables, settings, workers=3)
+    assert [x["stability"] for x in one["claims"]] == [x["stability"] for x in three["claims"]]
+    assert {x["stability"]["resamples"] for x in one["claims"]} == {0, 9}
+
+
 def test_decide_all_write_and_render(tmp_path):
     tables = good_tables()
     for name, df in tables.items():

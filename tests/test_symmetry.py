@@ -15,7 +15,7 @@ from wdnorm.probes.epsilon_floor import epsilon_floor
 from wdnorm.probes.penalty import CURVE_COLUMNS, remove_penalty, total_penalty, train_loss
 from wdnorm.probes.rebalance import rebalance
 from wdnorm.probes.symmetry_map import SYMMETRY_COLUMNS, invariant_layers, symmetry_map
-from wdnorm.probes.transforms import shrink
+from wdnorm.probes.transforms import logits, scaled, shrink
 
 D_IN, WIDTH, DEPTH, N_CLASSES = 16, 32, 3, 10
 
@@ -209,6 +209,22 @@ def test_shrink_bn_rescales_running_stats():
     assert torch.allclose(small.norms[1].running_var, model.norms[1].running_var * 0.25)
     assert torch.allclose(small.norms[1].running_mean, model.norms[1].running_mean * 0.5)
     assert train_loss(small, xs, ys) == pytest.approx(train_loss(model, xs, ys), rel=1e-4)
+
+
+def test_scaled_is_a_shrunk_copy_then_the_model_bit_for_bit():
+    """The probes scale the model in place for one evaluation instead of deep-copying it:
+    inside the block it computes what a shrunk copy does, after it every tensor (the
+    running statistics a train-mode forward moves included) is back, bit for bit."""
+    model, xs, ys = trained("bn", steps=10)
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    copy_loss = train_loss(shrink(model, [1], 0.5), xs, ys)
+    with scaled(model, [1], 0.5, rescale_bn=True) as m:
+        assert m is model and train_loss(m, xs, ys) == copy_loss
+    train_logits = logits(model, xs, "train", [1], 0.5)  # a train-mode forward
+    assert torch.isfinite(train_logits).all() and not model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 @pytest.mark.parametrize("granularity", ["unit", "layer"])

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from . import common as c
 from .c9_protocols import in_order
-from .effects import NOT_COMPARABLE, outcome_text
+from .effects import HARMED, IMPROVED, NOT_COMPARABLE, outcome_text
 
 QUESTION = ("Is weight decay useless as a regulariser of networks with normalisation and "
             "no residual connections?")
@@ -96,7 +96,7 @@ def protocol_outcomes(per: Mapping) -> dict[str, list]:
     def outcomes(p, role):
         return [x["test_acc"].get("outcome")
                 for x in by_role(p.get("per_arch", {}), role).values()]
-    improved = [k for k, p in per.items() if "improves" in outcomes(p, "headline")]
+    improved = [k for k, p in per.items() if IMPROVED in outcomes(p, "headline")]
     failed = [k for k, p in per.items() if k not in improved and outcomes(p, "headline")
               and set(outcomes(p, "headline")) == {NOT_COMPARABLE}]
     res = {k: p["per_arch"]["res"]["test_acc"].get("outcome") for k, p in per.items()
@@ -105,7 +105,7 @@ def protocol_outcomes(per: Mapping) -> dict[str, list]:
             "not_improved": [k for k in per if k not in improved and k not in failed],
             "failed": failed,
             "res_measured": [k for k, o in res.items() if o != NOT_COMPARABLE],
-            "res_improved": [k for k, o in res.items() if o == "improves"],
+            "res_improved": [k for k, o in res.items() if o == IMPROVED],
             "res_failed": [k for k, o in res.items() if o == NOT_COMPARABLE]}
 
 
@@ -142,7 +142,7 @@ def headline(by_id: Mapping[str, Mapping]) -> str:
     o = protocol_outcomes(per)
     harmed = [f"{a} under {k}" for k, p in per.items()
               for a, x in by_role(p.get("per_arch", {}), "headline").items()
-              if x["test_acc"].get("outcome") == "harms"]
+              if x["test_acc"].get("outcome") == HARMED]
     lead = {"refuted": "It depends on the training protocol.",
             "supported": ("No, under every protocol tested." if c6["verdict"] == "refuted"
                           else "Yes, under every protocol tested."),

@@ -78,17 +78,19 @@ def tuned_of(rows: pd.DataFrame, info: Mapping, settings, alpha: float) -> dict 
     return {c.Labeller.key(x["key"]): effects.cell_record(x) for x in cells} if cells else None
 
 
-def change_against_main(cells: list[dict], main: Mapping[str, dict], runs: pd.DataFrame,
-                        info: Mapping, main_info: Mapping, alpha: float) -> dict:
+def change_against_main(cells: list[dict], main: Mapping[str, dict], rows: pd.DataFrame,
+                        main_rows: pd.DataFrame, info: Mapping, main_info: Mapping,
+                        alpha: float) -> dict:
     """Per architecture: the main and this protocol's outcomes and the paired shift of
-    the per-seed WD effect (this protocol's minus the main one's)."""
+    the per-seed WD effect (this protocol's minus the main one's); ``rows`` and
+    ``main_rows``: the two protocols' grid runs."""
     out = {}
     for x in cells:
         arch = x["arch"]
         if arch not in main:
             continue
-        d_here = _per_seed(protocol_rows(runs, info["name"]), x, info)
-        d_main = _per_seed(protocol_rows(runs, "main"), main[arch], main_info)
+        d_here = _per_seed(rows, x, info)
+        d_main = _per_seed(main_rows, main[arch], main_info)
         both = d_here.merge(d_main, left_index=True, right_index=True, how="inner",
                             suffixes=("_p", "_m")).dropna()
         shift = stats.paired_effect((both["d_p"] - both["d_m"]).to_numpy(), alpha)
@@ -112,11 +114,13 @@ def measure(runs: pd.DataFrame, settings, c6_per_arch: Mapping, tol: Mapping,
     main_info = infos.get("main")
     main = {x["arch"]: x for x in c6_per_arch.values()} if c6_per_arch else {}
     out = {}
+    main_rows = protocol_rows(runs, "main")
     for name, info in in_order(infos).items():
+        rows = protocol_rows(runs, name)
         if name == "main":
             cells = list(main.values())
         else:
-            cells = cells_of(protocol_rows(runs, name), info, alpha)
+            cells = cells_of(rows, info, alpha)
         per_arch = {x["arch"]: effects.cell_record(x) for x in cells}
         verdict = (effects.setting_verdict(cells, tol["c9_margin"], tol["c9_min_pairs"])
                    if cells else {"verdict": "inconclusive", "reason": "no runs"})
@@ -124,10 +128,10 @@ def measure(runs: pd.DataFrame, settings, c6_per_arch: Mapping, tol: Mapping,
                      "optimiser": info.get("optimiser"), "lr": info.get("lr"),
                      "lr_schedule": info.get("lr_schedule"), "weight_decay": info.get(
                          "weight_decay"), "per_arch": per_arch, **verdict,
-                     "tuned": tuned_of(protocol_rows(runs, name), info, settings, alpha)}
+                     "tuned": tuned_of(rows, info, settings, alpha)}
         if name != "main" and main_info is not None:
-            out[name]["against_main"] = change_against_main(cells, main, runs, info,
-                                                            main_info, alpha)
+            out[name]["against_main"] = change_against_main(cells, main, rows, main_rows,
+                                                            info, main_info, alpha)
     holm_changes(out, alpha)
     return out
 

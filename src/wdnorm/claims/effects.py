@@ -21,7 +21,11 @@ from . import stats
 # The direction in which weight decay *improves* a metric (the one-sided alternative on
 # d = metric(treated) − metric(baseline)): higher test accuracy, lower train−test gap.
 IMPROVES = {"test_acc": "greater", "gen_gap_acc": "less"}
-#: A cell's outcome when weight decay neither improves nor harms it (Holm, at α).
+#: A cell's outcome when weight decay improves its metric (Holm, at α) ...
+IMPROVED = "improves"
+#: ... changes it the other way ...
+HARMED = "harms"
+#: ... or neither improves nor harms it.
 NO_CHANGE = "no detectable change"
 #: A cell's outcome when every run of both arms diverged or collapsed: both score chance,
 #: so their paired differences are 0 by construction -- no measurement of weight decay.
@@ -86,8 +90,8 @@ def apply_holm(cells: list[dict], alpha: float) -> None:
             e["changes"] = bool(e["p_changes_holm"] < alpha)
             e["improves"] = bool(e["p_improves_holm"] < alpha)
             worse = e["hl"] < 0 if IMPROVES[metric] == "greater" else e["hl"] > 0
-            e["outcome"] = (NOT_COMPARABLE if every_run_failed(x) else "improves"
-                            if e["improves"] else "harms" if e["changes"] and worse
+            e["outcome"] = (NOT_COMPARABLE if every_run_failed(x) else IMPROVED
+                            if e["improves"] else HARMED if e["changes"] and worse
                             else NO_CHANGE)
 
 

@@ -46,28 +46,51 @@ def resample(tables: Mapping[str, pd.DataFrame], drawn: np.ndarray) -> dict[str,
     return out
 
 
-def stability(claim, tables: Mapping[str, pd.DataFrame], settings: Mapping | None,
-              verdict: str) -> dict:
-    """The stability record of ``claim`` (a :class:`~wdnorm.claims.registry.Claim`)
-    whose verdict on ``tables`` was ``verdict``."""
+def plan(claim, tables: Mapping[str, pd.DataFrame], settings: Mapping | None
+         ) -> tuple[dict, dict[str, pd.DataFrame], list[np.ndarray]]:
+    """What re-deciding ``claim`` takes: its record so far, its own tables, and the seed
+    draws, one per resample, all drawn up front from the configured seed, so the same
+    draws come out however the re-decisions are then shared between processes."""
     # the schema's defaults for whatever the settings leave out (callers outside the
     # workflow pass partial settings)
     options = {**defaults("claims", "stability"),
                **(c.claims_settings(settings).get("stability") or {})}
     resamples, threshold = int(options["resamples"]), float(options["threshold"])
     own = claim.rows(tables)
-    seeds = seeds_of(own)
+    seeds = np.asarray(seeds_of(own))
     record = {"method": METHOD, "resamples": 0, "threshold": threshold, "seeds": len(seeds)}
     if len(seeds) < 2:
-        return dict(record, agreement=1.0, fragile=False,
-                    note="not seed-dependent: its tables hold no seeds to re-draw")
+        return record, own, []
     rng = np.random.default_rng(int(options["seed"]))
+    return record, own, [rng.choice(seeds, size=len(seeds), replace=True)
+                         for _ in range(resamples)]
+
+
+def redecide(claim, own: Mapping[str, pd.DataFrame], settings: Mapping | None,
+             draws: list[np.ndarray]) -> dict[str, int]:
+    """How often each verdict comes out of the claim decided again on each draw."""
     counts: dict[str, int] = {}
-    for _ in range(resamples):
-        drawn = rng.choice(np.asarray(seeds), size=len(seeds), replace=True)
+    for drawn in draws:
         again = claim.decide(resample(own, drawn), settings).verdict
         counts[again] = counts.get(again, 0) + 1
+    return counts
+
+
+def summarise(record: dict, counts: Mapping[str, int], verdict: str) -> dict:
+    """The stability record from the re-decisions' ``counts`` (none: not seed-dependent)."""
+    resamples = sum(counts.values())
+    if not resamples:
+        return dict(record, agreement=1.0, fragile=False,
+                    note="not seed-dependent: its tables hold no seeds to re-draw")
     agreement = counts.get(verdict, 0) / resamples
     return dict(record, resamples=resamples, agreement=agreement,
-                fragile=bool(agreement < threshold),
+                fragile=bool(agreement < record["threshold"]),
                 verdicts={k: v / resamples for k, v in sorted(counts.items())})
+
+
+def stability(claim, tables: Mapping[str, pd.DataFrame], settings: Mapping | None,
+              verdict: str) -> dict:
+    """The stability record of ``claim`` (a :class:`~wdnorm.claims.registry.Claim`)
+    whose verdict on ``tables`` was ``verdict``, in this process."""
+    record, own, draws = plan(claim, tables, settings)
+    return summarise(record, redecide(claim, own, settings, draws), verdict)

@@ -12,6 +12,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from . import panels, style
+from ..claims.effects import NO_CHANGE
 from .claims_view import ClaimsView
 from .data import with_columns
 from .registry import get
@@ -39,7 +40,7 @@ def specification(effects: pd.DataFrame) -> pd.DataFrame:
     frame = frame.assign(**{c: frame[c].astype(float) * scale
                             for c in ("estimate", "ci_low", "ci_high")})
     frame = frame.assign(role=frame["role"].where(frame["role"].isin(list(ROLE_MARKERS)), "other"),
-                         outcome=frame["outcome"].fillna("no detectable change"))
+                         outcome=frame["outcome"].fillna(NO_CHANGE))
     # the protocols in the table's order (main first), for the verdict list
     frame = frame.assign(protocol_order=frame["protocol"].map(
         {p: k for k, p in enumerate(dict.fromkeys(frame["protocol"]))}))

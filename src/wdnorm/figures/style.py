@@ -22,12 +22,13 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
 
 from .. import archs
+from ..claims import effects
 from ..fileio import atomic_path
 from .claims_view import ClaimsView
 
 VERDICT_COLOURS = {"supported": "#1b7837", "refuted": "#b2182b", "inconclusive": "#b35806"}
-OUTCOME_COLOURS = {"improves": "#1b7837", "harms": "#b2182b",
-                   "no detectable change": "#8c8c8c"}
+OUTCOME_COLOURS = {effects.IMPROVED: "#1b7837", effects.HARMED: "#b2182b",
+                   effects.NO_CHANGE: "#8c8c8c"}
 MISSING_COLOUR = archs.MISSING_COLOUR
 GRID_COLOUR = "#eeeeee"
 #: Seed of every jitter, so a figure redraws to the same bytes.

@@ -100,15 +100,16 @@ def _invariant_shrink(work: MLP, x, y, indices, rel_tol, lo, n_bisect, curve_sca
     loss0 = train_loss(work, x, y)
 
     def rel_loss(a: float) -> float:
-        return abs(train_loss(tf.shrink(work, indices, a), x, y) - loss0) / abs(loss0)
+        with tf.scaled(work, indices, a, rescale_bn=True) as m:
+            return abs(train_loss(m, x, y) - loss0) / abs(loss0)
 
     scale, eps_limited = _smallest_scale(rel_loss, rel_tol, lo, n_bisect)
     curve = []
     for a in curve_scales:
-        m = tf.shrink(work, indices, float(a))
-        curve.append(dict(arch=work.arch, method="invariant_shrink", scale=float(a),
-                          penalty=hidden_penalty(m), total_penalty=total_penalty(m),
-                          rel_loss_change=abs(train_loss(m, x, y) - loss0) / abs(loss0)))
+        with tf.scaled(work, indices, float(a), rescale_bn=True) as m:
+            curve.append(dict(arch=work.arch, method="invariant_shrink", scale=float(a),
+                              penalty=hidden_penalty(m), total_penalty=total_penalty(m),
+                              rel_loss_change=abs(train_loss(m, x, y) - loss0) / abs(loss0)))
     shrunk = [n for i in indices for n in tf.layer_params(i)]
     out = _outcome(work, tf.shrink(work, indices, scale), x, y, "invariant_shrink", scale,
                    eps_limited, shrunk, rel_tol)
