@@ -13,12 +13,11 @@ import pandas as pd
 
 from .. import fileio, protocols
 from ..frames import read_table
-from . import common
+from . import common, stability
 from .answer import answer
 from .effects_table import effects_rows
 from .registry import REGISTRY, TABLE_NAMES, TOLERANCES
 from .render import jsonable, render_markdown
-from . import stability
 
 NAMING_NOTE = ("The article's 'pre-norm' LN(x+f(x)) is postln (standard Post-LN); its "
                "'post-norm' x+LN(f(x)) is resln; standard Pre-LN x+f(LN(x)) is preln.")
