@@ -98,28 +98,28 @@ def _redecide(task) -> dict[str, int]:
 
 def stability_records(tables: Mapping, settings: Mapping, claims: list[dict],
                       workers: int) -> list[dict]:
-    """Each claim's :func:`~wdnorm.claims.stability.stability`, its re-decisions shared
-    between ``workers`` processes in slices of resamples rather than one claim per
-    process: C9 alone costs as much as the other claims together, so claim-sized tasks
-    leave a core idle. The draws are made up front, so the records do not depend on
-    ``workers``."""
+    """Each claim's stability record (:mod:`~wdnorm.claims.stability`), its re-decisions
+    shared between ``workers`` processes in slices of resamples rather than one claim
+    per process: C9 alone costs as much as the other claims together, so claim-sized
+    tasks leave a core idle. The draws are made up front, so the records do not depend
+    on ``workers``."""
     plans = {x["id"]: stability.plan(REGISTRY[x["id"]], tables, settings) for x in claims}
+    slices = 2 * workers if workers > 1 else 1  # a few per worker: their ends come out even
+    tasks = [(cid, draws[k::slices]) for cid, (_, _, draws) in plans.items()
+             for k in range(min(slices, len(draws)))]
     counts: dict[str, dict[str, int]] = {cid: {} for cid in plans}
-    if workers <= 1:
-        for cid, (_, own, draws) in plans.items():
-            counts[cid] = stability.redecide(REGISTRY[cid], own, settings, draws)
-    else:
-        slices = 2 * workers  # a few per worker, so their ends come out even
-        tasks = [(cid, draws[k::slices]) for cid, (_, _, draws) in plans.items()
-                 for k in range(min(slices, len(draws)))]
-        _SHARED.update({cid: own for cid, (_, own, _) in plans.items()}, settings=settings)
-        try:
+    _SHARED.update({cid: own for cid, (_, own, _) in plans.items()}, settings=settings)
+    try:
+        if workers > 1:
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-                for (cid, _), part in zip(tasks, pool.map(_redecide, tasks)):
-                    for verdict, n in part.items():
-                        counts[cid][verdict] = counts[cid].get(verdict, 0) + n
-        finally:
-            _SHARED.clear()
+                parts = list(pool.map(_redecide, tasks))
+        else:
+            parts = [_redecide(task) for task in tasks]
+    finally:
+        _SHARED.clear()
+    for (cid, _), part in zip(tasks, parts):
+        for verdict, n in part.items():
+            counts[cid][verdict] = counts[cid].get(verdict, 0) + n
     return [stability.summarise(plans[x["id"]][0], counts[x["id"]], x["verdict"])
             for x in claims]
 

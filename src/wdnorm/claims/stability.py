@@ -87,10 +87,3 @@ def summarise(record: dict, counts: Mapping[str, int], verdict: str) -> dict:
                 fragile=bool(agreement < record["threshold"]),
                 verdicts={k: v / resamples for k, v in sorted(counts.items())})
 
-
-def stability(claim, tables: Mapping[str, pd.DataFrame], settings: Mapping | None,
-              verdict: str) -> dict:
-    """The stability record of ``claim`` (a :class:`~wdnorm.claims.registry.Claim`)
-    whose verdict on ``tables`` was ``verdict``, in this process."""
-    record, own, draws = plan(claim, tables, settings)
-    return summarise(record, redecide(claim, own, settings, draws), verdict)
